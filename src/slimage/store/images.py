@@ -1,0 +1,188 @@
+"""Moving `Image`s into and out of the store.
+
+`ingest` is the one sink every source goes through (archives, layouts, registries, the
+builder): a layer whose diff_id the store already holds is skipped, an uncompressed layer
+is hashed, scanned and compressed in a single pass, and the image is recorded only once
+all its blobs are in. `open_image` is the matching source.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from slimage.errors import DigestMismatchError, InvalidImageError
+from slimage.image import Image, Layer
+from slimage.layers.compression import Compressor, open_decompressed, sniff
+from slimage.layers.tarscan import DockerSize, TarScanner
+from slimage.oci import mediatypes as mt
+from slimage.oci.model import Descriptor, ImageConfig, Manifest, Platform
+from slimage.store.store import CHUNK, LayerInfo, Store
+
+DEFAULT_COMPRESSION = os.environ.get("SLIMAGE_COMPRESSION", "gzip")
+
+
+@dataclass
+class IngestResult:
+    manifest_digest: str
+    image_id: str
+    layers_added: int
+    layers_skipped: int
+
+
+def _scan_uncompressed(stream: BinaryIO, name: str, sinks: list) -> tuple[str, int, int, int]:
+    """Read a tar once: diff_id, uncompressed size, Docker SIZE, entry count; each chunk is
+    also handed to SINKS (e.g. a compressor feeding a blob writer)."""
+    h = hashlib.sha256()
+    sizer = DockerSize()
+    scanner = TarScanner(sizer, name=name)
+    total = 0
+    while chunk := stream.read(CHUNK):
+        h.update(chunk)
+        scanner.feed(chunk)
+        total += len(chunk)
+        for sink in sinks:
+            sink(chunk)
+    scanner.close()
+    return "sha256:" + h.hexdigest(), total, sizer.total, scanner.entries
+
+
+def ingest_layer(
+    store: Store,
+    layer: Layer,
+    *,
+    compression: str = DEFAULT_COMPRESSION,
+    docker_types: bool = False,
+) -> tuple[LayerInfo, bool]:
+    """Put one layer in the store (or find it there). Returns (info, newly_added)."""
+    known = store.layer_info(layer.diff_id)
+    if known is not None:
+        return known, False
+    name = f"layer {layer.diff_id}"
+    raw = layer.open_blob()
+    head = raw.read(8)
+    kind = sniff(head)
+
+    class _Rejoin:
+        def __init__(self) -> None:
+            self.head = head
+
+        def read(self, n: int = -1) -> bytes:
+            if self.head:
+                out, self.head = self.head, b""
+                return out
+            return raw.read(n)
+
+    source = _Rejoin()
+    if kind in ("gzip", "zstd"):
+        # Keep the blob as it came (its digest may be what a registry knows it by), then
+        # read it back decompressed for the diff_id and the sizes.
+        with store.writer() as w:
+            while chunk := source.read(CHUNK):
+                w.write(chunk)
+            blob_digest = w.commit()
+            blob_size = w.size
+        try:
+            stream, _ = open_decompressed(store.open_blob(blob_digest), name=name)
+            diff_id, usize, dsize, entries = _scan_uncompressed(stream, name, [])
+        except BaseException:
+            store.blob_path(blob_digest).unlink(missing_ok=True)
+            raise
+        media_type = mt.layer_media_type(kind, docker=docker_types)
+    else:
+        if kind in ("xz", "bzip2"):
+            stream, _ = open_decompressed(source, name=name)  # type: ignore[arg-type]
+        else:
+            stream = source  # type: ignore[assignment]
+        comp = Compressor(compression)
+        with store.writer() as w:
+            diff_id, usize, dsize, entries = _scan_uncompressed(
+                stream,
+                name,
+                [lambda c: w.write(comp.compress(c))],  # type: ignore[list-item]
+            )
+            w.write(comp.flush())
+            if diff_id != layer.diff_id:
+                raise DigestMismatchError(f"{name}: content is {diff_id}, expected {layer.diff_id}")
+            blob_digest = w.commit()
+            blob_size = w.size
+        media_type = mt.layer_media_type(compression, docker=docker_types)
+    if diff_id != layer.diff_id:
+        raise DigestMismatchError(f"{name}: content is {diff_id}, expected {layer.diff_id}")
+    info = LayerInfo(
+        diff_id=diff_id,
+        blob=blob_digest,
+        media_type=media_type,
+        blob_size=blob_size,
+        size=dsize,
+        uncompressed_size=usize,
+        entries=entries,
+    )
+    store.put_layer_info(info)
+    return info, True
+
+
+def ingest(
+    store: Store,
+    image: Image,
+    *,
+    tags: list[str] | None = None,
+    compression: str = DEFAULT_COMPRESSION,
+) -> IngestResult:
+    """Store IMAGE's blobs (skipping layers already present) and record it under TAGS."""
+    image.check_consistent()
+    docker_types = mt.is_docker(image.manifest.media_type)
+    added = skipped = 0
+    descriptors: list[Descriptor] = []
+    for layer in image.layers:
+        info, new = ingest_layer(store, layer, compression=compression, docker_types=docker_types)
+        added += new
+        skipped += not new
+        media_type = info.media_type
+        if docker_types and not mt.is_docker(media_type):
+            media_type = mt.layer_media_type(mt.LAYER_COMPRESSION[media_type], docker=True)
+        elif not docker_types and mt.is_docker(media_type):
+            media_type = mt.layer_media_type(mt.LAYER_COMPRESSION[media_type])
+        descriptors.append(Descriptor(media_type, info.blob, info.blob_size))
+    config_digest = store.put_bytes(image.config.raw, image.manifest.config.digest or None)
+    if config_digest != image.manifest.config.digest:
+        raise DigestMismatchError(
+            f"config is {config_digest}, manifest says {image.manifest.config.digest}"
+        )
+    same = [(d.digest, d.size) for d in descriptors] == [
+        (d.digest, d.size) for d in image.manifest.layers
+    ] and image.manifest.raw
+    if same:
+        manifest = image.manifest
+    else:
+        manifest = Manifest.build(image.manifest.config, descriptors, docker=docker_types)
+    manifest_digest = store.put_bytes(manifest.raw)
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    store.add_image(manifest_digest, tags=tags, added=now)
+    return IngestResult(manifest_digest, image.id, added, skipped)
+
+
+def open_image(store: Store, name: str, *, platform: Platform | None = None) -> Image:
+    """The store as a source: an `Image` whose layers read (verified) from blobs."""
+    digest = store.resolve(name)
+    manifest = store.manifest_for(digest, platform)
+    config = ImageConfig.parse(store.read_blob(manifest.config.digest))
+    diff_ids = config.diff_ids
+    if len(diff_ids) != len(manifest.layers):
+        raise InvalidImageError(f"{name}: manifest and config disagree on the layer count")
+    layers = []
+    for desc, diff_id in zip(manifest.layers, diff_ids, strict=True):
+        info = store.layer_info(diff_id)
+        layers.append(
+            Layer(
+                descriptor=desc,
+                diff_id=diff_id,
+                open_blob=lambda d=desc.digest: store.open_blob(d),
+                size=info.size if info else None,
+            )
+        )
+    tags = [n for n, d in store.refs().items() if d == digest]
+    return Image(manifest, config, layers, source=f"store {name}", repo_tags=tags)
