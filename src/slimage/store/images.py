@@ -125,6 +125,44 @@ def ingest_layer(
     return info, True
 
 
+def store_layer_tar(
+    store: Store,
+    stream: BinaryIO,
+    *,
+    compression: str = DEFAULT_COMPRESSION,
+    docker_types: bool = False,
+) -> LayerInfo:
+    """Store an uncompressed layer tar whose diff_id is not known yet (builder, bases).
+
+    The tar is hashed, scanned and compressed in one pass. If the store already holds a
+    layer with the same diff_id, that one is kept, so identical layers share one blob.
+    """
+    comp = Compressor(compression)
+    with store.writer() as w:
+        diff_id, usize, dsize, entries = _scan_uncompressed(
+            stream,
+            "layer",
+            [lambda c: w.write(comp.compress(c))],  # type: ignore[list-item]
+        )
+        known = store.layer_info(diff_id)
+        if known is not None:
+            return known  # the writer is aborted on exit; nothing new is stored
+        w.write(comp.flush())
+        blob_digest = w.commit()
+        blob_size = w.size
+    info = LayerInfo(
+        diff_id=diff_id,
+        blob=blob_digest,
+        media_type=mt.layer_media_type(compression, docker=docker_types),
+        blob_size=blob_size,
+        size=dsize,
+        uncompressed_size=usize,
+        entries=entries,
+    )
+    store.put_layer_info(info)
+    return info
+
+
 def ingest(
     store: Store,
     image: Image,
