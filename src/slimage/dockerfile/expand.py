@@ -64,14 +64,13 @@ class _Words:
             self.add_char(ch)
 
     def add_raw_string(self, s: str) -> None:
-        self.buf.append(s)
+        if s:
+            self.buf.append(s)
         self.in_word = True
 
     def get_words(self) -> list[str]:
         if self.buf:
-            word = "".join(self.buf)
-            if word:
-                self.words.append(word)
+            self.words.append("".join(self.buf))
             self.buf.clear()
             self.in_word = False
         return self.words
