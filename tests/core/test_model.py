@@ -29,10 +29,18 @@ def test_index_selects_platform() -> None:
             "schemaVersion": 2,
             "mediaType": mt.DOCKER_MANIFEST_LIST,
             "manifests": [
-                {"mediaType": mt.DOCKER_MANIFEST, "digest": D1, "size": 1,
-                 "platform": {"os": "linux", "architecture": "amd64"}},
-                {"mediaType": mt.DOCKER_MANIFEST, "digest": D2, "size": 1,
-                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {
+                    "mediaType": mt.DOCKER_MANIFEST,
+                    "digest": D1,
+                    "size": 1,
+                    "platform": {"os": "linux", "architecture": "amd64"},
+                },
+                {
+                    "mediaType": mt.DOCKER_MANIFEST,
+                    "digest": D2,
+                    "size": 1,
+                    "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"},
+                },
             ],
         }
     ).encode()

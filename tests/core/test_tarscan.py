@@ -43,13 +43,21 @@ def build_tar(fmt: int) -> bytes:
 def test_matches_tarfile_in_any_chunking(fmt: int) -> None:
     data = build_tar(fmt)
     expected = [
-        (m.name.removeprefix("./").strip("/"), m.size if m.isfile() else 0, m.uid, m.mode, m.linkname)
+        (
+            m.name.removeprefix("./").strip("/"),
+            m.size if m.isfile() else 0,
+            m.uid,
+            m.mode,
+            m.linkname,
+        )
         for m in tarfile.open(fileobj=io.BytesIO(data))
     ]
     rng = random.Random(fmt)
     for _ in range(5):
         got = []
-        scanner = TarScanner(lambda e: got.append((e.name, e.size, e.uid, e.mode, e.linkname)))
+        scanner = TarScanner(
+            lambda e, got=got: got.append((e.name, e.size, e.uid, e.mode, e.linkname))
+        )
         pos = 0
         while pos < len(data):
             step = rng.choice([1, 7, 511, 512, 513, 4096, 100000])
