@@ -149,8 +149,16 @@ class Dockerfile:
 
     @property
     def lines(self) -> list[str]:
-        """Physical source lines with their line endings (index 0 is line 1)."""
-        return self.text.splitlines(keepends=True)
+        """Physical source lines with their line endings (index 0 is line 1).
+
+        Split on `\\n` only, like BuildKit's scanner (`str.splitlines()` would also split on
+        `\\r`, form feeds and Unicode separators and shift every line number)."""
+        parts = self.text.split("\n")
+        last = parts.pop()
+        out = [p + "\n" for p in parts]
+        if last:
+            out.append(last)
+        return out
 
     def source_of(self, inst: Instruction) -> str:
         """Exact source text of an instruction, continuation lines and heredocs included."""
@@ -162,8 +170,9 @@ class Stage:
     """One build stage: a FROM and the instructions up to the next FROM.
 
     `base` is the image as written; `base_expanded` has global ARGs (and build args)
-    substituted the way BuildKit does before resolving it. `name` is lowercased as
-    BuildKit does; None for an unnamed stage.
+    substituted the way BuildKit does before resolving it (same for `platform` /
+    `platform_expanded`, from `FROM --platform=`). `name` is lowercased as BuildKit does;
+    None for an unnamed stage. `instructions` excludes the FROM itself.
     """
 
     index: int
@@ -173,6 +182,7 @@ class Stage:
     platform: str | None
     from_instruction: Instruction
     instructions: list[Instruction] = field(default_factory=list)
+    platform_expanded: str | None = None
 
     @property
     def ref(self) -> str:

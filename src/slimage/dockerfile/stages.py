@@ -1,10 +1,47 @@
-"""Stage view over a parsed Dockerfile: FROMs, their names, bases and global ARGs."""
+"""Stage view over a parsed Dockerfile: FROMs, their names, bases and global ARGs.
+
+BuildKit resolves `FROM ${BASE}` with the ARGs declared before the first FROM ("meta
+args"), the `--build-arg` values and the automatic platform args (`TARGETARCH`, ...);
+nothing declared inside a stage is visible there. The builder and the linter both need
+that exact view, so it lives here once.
+"""
 
 from __future__ import annotations
 
+import platform as _platform
 from collections.abc import Mapping
 
+from slimage.dockerfile.expand import ExpansionError, ShellLex
 from slimage.dockerfile.model import Dockerfile, Instruction, Stage
+from slimage.errors import DockerfileError
+
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def host_platform() -> str:
+    """`linux/<arch>` of this machine, in OCI spelling."""
+    machine = _platform.machine().lower()
+    return f"linux/{_ARCH.get(machine, machine)}"
+
+
+def platform_args(
+    target_platform: str | None = None,
+    build_platform: str | None = None,
+    target_stage: str = "default",
+) -> dict[str, str]:
+    """BuildKit's automatic args (BUILDPLATFORM, TARGETOS, TARGETARCH, ...)."""
+    bp = build_platform or host_platform()
+    tp = target_platform or bp
+    out: dict[str, str] = {}
+    for prefix, plat in (("BUILD", bp), ("TARGET", tp)):
+        parts = plat.split("/")
+        out[prefix + "PLATFORM"] = plat
+        out[prefix + "OS"] = parts[0]
+        out[prefix + "OSVERSION"] = ""
+        out[prefix + "ARCH"] = parts[1] if len(parts) > 1 else ""
+        out[prefix + "VARIANT"] = parts[2] if len(parts) > 2 else ""
+    out["TARGETSTAGE"] = target_stage
+    return out
 
 
 def global_args(dockerfile: Dockerfile) -> list[Instruction]:
@@ -18,6 +55,89 @@ def global_args(dockerfile: Dockerfile) -> list[Instruction]:
     return out
 
 
-def stages(dockerfile: Dockerfile, build_args: Mapping[str, str] | None = None) -> list[Stage]:
+def arg_pairs(inst: Instruction) -> list[tuple[str, str | None]]:
+    """`ARG a b=1` -> [("a", None), ("b", "1")] (values still unexpanded, quotes kept)."""
+    out: list[tuple[str, str | None]] = []
+    for word in inst.value:
+        key, eq, value = word.partition("=")
+        out.append((key, value if eq else None))
+    return out
+
+
+def meta_args(
+    dockerfile: Dockerfile,
+    build_args: Mapping[str, str] | None = None,
+    *,
+    defaults: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The variables visible to FROM lines: platform args, then each global ARG
+    (a `--build-arg` wins over its default; defaults are expanded in order)."""
+    build_args = build_args or {}
+    env: dict[str, str] = dict(platform_args() if defaults is None else defaults)
+    for key in env:
+        if key in build_args:
+            env[key] = build_args[key]
+    lex = ShellLex(dockerfile.escape)
+    for inst in global_args(dockerfile):
+        for key, value in arg_pairs(inst):
+            if key in build_args:
+                value = build_args[key]
+            elif value is not None:
+                try:
+                    value = lex.process_word(value, env)
+                except ExpansionError as exc:
+                    raise _err(dockerfile, inst, str(exc)) from None
+            if value is not None:
+                env[key] = value
+    return env
+
+
+def _err(dockerfile: Dockerfile, inst: Instruction, message: str) -> DockerfileError:
+    return DockerfileError(message, file=dockerfile.path, line=inst.start_line, col=1)
+
+
+def stages(
+    dockerfile: Dockerfile,
+    build_args: Mapping[str, str] | None = None,
+    *,
+    defaults: Mapping[str, str] | None = None,
+) -> list[Stage]:
     """Split instructions into stages; bases expanded with meta ARGs and `build_args`."""
-    raise NotImplementedError
+    env = meta_args(dockerfile, build_args, defaults=defaults)
+    lex = ShellLex(dockerfile.escape)
+    out: list[Stage] = []
+    for inst in dockerfile.instructions:
+        if inst.cmd == "from":
+            args = inst.value
+            if not args:
+                raise _err(dockerfile, inst, "FROM requires either one or three arguments")
+            name = args[2].lower() if len(args) == 3 and args[1].lower() == "as" else None
+            try:
+                base = lex.process_word(args[0], env)
+            except ExpansionError as exc:
+                raise _err(dockerfile, inst, str(exc)) from None
+            if not base:
+                raise _err(dockerfile, inst, f"base name ({args[0]}) should not be blank")
+            plat = inst.flag("platform")
+            plat_expanded = None
+            if plat:
+                try:
+                    plat_expanded = lex.process_word(plat, env)
+                except ExpansionError as exc:
+                    raise _err(dockerfile, inst, str(exc)) from None
+                if not plat_expanded:
+                    raise _err(dockerfile, inst, f"empty platform value from expression {plat}")
+            out.append(
+                Stage(
+                    index=len(out),
+                    name=name,
+                    base=args[0],
+                    base_expanded=base,
+                    platform=plat,
+                    from_instruction=inst,
+                    platform_expanded=plat_expanded,
+                )
+            )
+        elif out:
+            out[-1].instructions.append(inst)
+    return out
