@@ -12,7 +12,7 @@ import bz2
 import lzma
 import os
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import zstandard
 from isal import igzip, isal_zlib
@@ -134,17 +134,17 @@ def open_decompressed(
     head = raw.read(8)
     kind = sniff(head)
     peeked = _Peeked(head, raw)
-    inner: BinaryIO
+    inner: Any
     if kind == "none":
         return peeked, kind  # type: ignore[return-value]
     if kind == "gzip":
-        inner = igzip.IGzipFile(fileobj=peeked, mode="rb")  # type: ignore[arg-type]
+        inner = igzip.IGzipFile(fileobj=peeked, mode="rb")
     elif kind == "zstd":
-        inner = zstandard.ZstdDecompressor().stream_reader(peeked, read_across_frames=True)  # type: ignore[assignment]
+        inner = zstandard.ZstdDecompressor().stream_reader(peeked, read_across_frames=True)  # type: ignore[arg-type]
     elif kind == "xz":
         inner = lzma.LZMAFile(peeked)  # type: ignore[arg-type]
     else:
-        inner = bz2.BZ2File(peeked)  # type: ignore[arg-type]
+        inner = bz2.BZ2File(peeked)  # type: ignore[call-overload]
     capped = _Capped(
         inner,
         peeked,
@@ -164,6 +164,7 @@ class Compressor:
 
     def __init__(self, kind: str = "gzip", level: int | None = None):
         self.kind = kind
+        self._obj: Any
         if kind == "gzip":
             # wbits=31: a gzip wrapper with mtime 0 and no file name.
             self._obj = isal_zlib.compressobj(1 if level is None else level, isal_zlib.DEFLATED, 31)

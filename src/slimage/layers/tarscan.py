@@ -321,7 +321,7 @@ def scan(stream: BinaryIO, on_entry: OnEntry, *, name: str = "layer", chunk: int
 def iter_entries(stream: BinaryIO, *, name: str = "layer") -> Iterator[TarEntry]:
     """Pull-style iteration for callers that don't need file data."""
     pending: list[TarEntry] = []
-    scanner = TarScanner(lambda e: pending.append(e), name=name)  # type: ignore[func-returns-value]
+    scanner = TarScanner(lambda e: pending.append(e), name=name)
     while data := stream.read(CHUNK):
         scanner.feed(data)
         yield from pending

@@ -9,8 +9,10 @@ all its blobs are in. `open_image` is the matching source.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -33,7 +35,9 @@ class IngestResult:
     layers_skipped: int
 
 
-def _scan_uncompressed(stream: BinaryIO, name: str, sinks: list) -> tuple[str, int, int, int]:
+def _scan_uncompressed(
+    stream: BinaryIO, name: str, sinks: list[Callable[[bytes], object]]
+) -> tuple[str, int, int, int]:
     """Read a tar once: diff_id, uncompressed size, Docker SIZE, entry count; each chunk is
     also handed to SINKS (e.g. a compressor feeding a blob writer)."""
     h = hashlib.sha256()
@@ -102,7 +106,7 @@ def ingest_layer(
             diff_id, usize, dsize, entries = _scan_uncompressed(
                 stream,
                 name,
-                [lambda c: w.write(comp.compress(c))],  # type: ignore[list-item]
+                [lambda c: w.write(comp.compress(c))],
             )
             w.write(comp.flush())
             if diff_id != layer.diff_id:
@@ -142,7 +146,7 @@ def store_layer_tar(
         diff_id, usize, dsize, entries = _scan_uncompressed(
             stream,
             "layer",
-            [lambda c: w.write(comp.compress(c))],  # type: ignore[list-item]
+            [lambda c: w.write(comp.compress(c))],
         )
         known = store.layer_info(diff_id)
         if known is not None:
@@ -218,7 +222,7 @@ def open_image(store: Store, name: str, *, platform: Platform | None = None) -> 
             Layer(
                 descriptor=desc,
                 diff_id=diff_id,
-                open_blob=lambda d=desc.digest: store.open_blob(d),
+                open_blob=functools.partial(store.open_blob, desc.digest),
                 size=info.size if info else None,
             )
         )
