@@ -25,7 +25,7 @@ def _size_and_unit(size: float, base: float, units: tuple[str, ...]) -> tuple[fl
 def _go_g(value: float, precision: int) -> str:
     """Go's `%.*g`: like C's, which Python's `%g` also follows (exponent with sign and at
     least two digits), so `1e+03` comes out the same."""
-    return "%.*g" % (precision, value)
+    return f"{value:.{precision}g}"
 
 
 def human_size(size: float, precision: int = 3) -> str:

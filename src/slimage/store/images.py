@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from typing import BinaryIO
 from slimage.errors import DigestMismatchError, InvalidImageError
 from slimage.image import Image, Layer
 from slimage.layers.compression import Compressor, open_decompressed, sniff
-from slimage.layers.tarscan import DockerSize, TarScanner
+from slimage.layers.safety import LayerChecker
+from slimage.layers.tarscan import DockerSize, TarEntry, TarScanner
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import Descriptor, ImageConfig, Manifest, Platform
 from slimage.store.store import CHUNK, LayerInfo, Store
@@ -42,7 +44,13 @@ def _scan_uncompressed(
     also handed to SINKS (e.g. a compressor feeding a blob writer)."""
     h = hashlib.sha256()
     sizer = DockerSize()
-    scanner = TarScanner(sizer, name=name)
+    checker = LayerChecker(name)  # refuses unsafe entries before anything is committed
+
+    def on_entry(entry: TarEntry) -> None:
+        checker.check(entry)
+        sizer(entry)
+
+    scanner = TarScanner(on_entry, name=name)
     total = 0
     while chunk := stream.read(CHUNK):
         h.update(chunk)
@@ -60,12 +68,16 @@ def ingest_layer(
     *,
     compression: str = DEFAULT_COMPRESSION,
     docker_types: bool = False,
+    label: str | None = None,
 ) -> tuple[LayerInfo, bool]:
-    """Put one layer in the store (or find it there). Returns (info, newly_added)."""
+    """Put one layer in the store (or find it there). Returns (info, newly_added).
+
+    The layer is checked by `slimage.layers.safety` while it is scanned; a refused layer
+    leaves no blob behind. LABEL names it in error messages (archive and layer)."""
     known = store.layer_info(layer.diff_id)
     if known is not None:
         return known, False
-    name = f"layer {layer.diff_id}"
+    name = label or f"layer {layer.diff_id}"
     raw = layer.open_blob()
     head = raw.read(8)
     kind = sniff(head)
@@ -87,13 +99,15 @@ def ingest_layer(
         with store.writer() as w:
             while chunk := source.read(CHUNK):
                 w.write(chunk)
+            existed = store.has_blob("sha256:" + w._hash.hexdigest())
             blob_digest = w.commit()
             blob_size = w.size
         try:
             stream, _ = open_decompressed(store.open_blob(blob_digest), name=name)
             diff_id, usize, dsize, entries = _scan_uncompressed(stream, name, [])
         except BaseException:
-            store.blob_path(blob_digest).unlink(missing_ok=True)
+            if not existed:  # never delete a blob another image may share
+                store.blob_path(blob_digest).unlink(missing_ok=True)
             raise
         media_type = mt.layer_media_type(kind, docker=docker_types)
     else:
@@ -176,11 +190,42 @@ def ingest(
 ) -> IngestResult:
     """Store IMAGE's blobs (skipping layers already present) and record it under TAGS."""
     image.check_consistent()
+    before = {p.name for p in store.blobs_dir.iterdir()}
+    try:
+        return _ingest(store, image, tags, compression)
+    except BaseException:
+        _rollback(store, before)
+        raise
+
+
+def _rollback(store: Store, before: set[str]) -> None:
+    """A refused image leaves the store as it found it: blobs and layer records that this
+    ingest created are removed (refs are only written last, so there are none)."""
+    created = {
+        p.name for p in store.blobs_dir.iterdir() if p.name not in before and len(p.name) == 64
+    }
+    if not created:
+        return
+    for info_path in store.layers_dir.glob("*.json"):
+        try:
+            blob = json.loads(info_path.read_text()).get("blob", "")
+        except (OSError, ValueError):
+            continue
+        if blob.removeprefix("sha256:") in created:
+            info_path.unlink(missing_ok=True)
+    for name in created:
+        (store.blobs_dir / name).unlink(missing_ok=True)
+
+
+def _ingest(store: Store, image: Image, tags: list[str] | None, compression: str) -> IngestResult:
     docker_types = mt.is_docker(image.manifest.media_type)
     added = skipped = 0
     descriptors: list[Descriptor] = []
-    for layer in image.layers:
-        info, new = ingest_layer(store, layer, compression=compression, docker_types=docker_types)
+    for n, layer in enumerate(image.layers, 1):
+        label = f"{image.source or 'image'}: layer {n} ({layer.diff_id[:19]}…)"
+        info, new = ingest_layer(
+            store, layer, compression=compression, docker_types=docker_types, label=label
+        )
         added += new
         skipped += not new
         media_type = info.media_type
