@@ -149,6 +149,7 @@ def store_layer_tar(
     *,
     compression: str = DEFAULT_COMPRESSION,
     docker_types: bool = False,
+    label: str = "layer",
 ) -> LayerInfo:
     """Store an uncompressed layer tar whose diff_id is not known yet (builder, bases).
 
@@ -159,7 +160,7 @@ def store_layer_tar(
     with store.writer() as w:
         diff_id, usize, dsize, entries = _scan_uncompressed(
             stream,
-            "layer",
+            label,
             [lambda c: w.write(comp.compress(c))],
         )
         known = store.layer_info(diff_id)

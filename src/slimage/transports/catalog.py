@@ -1,0 +1,328 @@
+"""The everyday image operations behind `load`, `save`, `images`, `history`, `inspect`,
+`tag` and `rmi`, as plain functions returning plain data (the CLI only renders them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from slimage.errors import ImageNotFoundError, SlimageError, UsageError
+from slimage.image import Image
+from slimage.layers.tarscan import DockerSize, scan
+from slimage.oci.model import Platform
+from slimage.store.images import IngestResult, ingest, open_image
+from slimage.store.refs import parse_reference
+from slimage.store.store import Store
+from slimage.transports.docker_archive import read_archive, write_archive
+from slimage.transports.oci_layout import write_layout
+from slimage.transports.tarindex import TarIndex
+from slimage.units import parse_rfc3339
+
+# ---------------------------------------------------------------------------- load / save
+
+
+@dataclass
+class LoadedImage:
+    id: str
+    tags: list[str]
+    manifest_digest: str
+    layers_added: int
+    layers_skipped: int
+
+
+def load_archive(
+    store: Store,
+    path: str | os.PathLike[str] | None = None,
+    stream: BinaryIO | None = None,
+    *,
+    platform: Platform | None = None,
+) -> list[LoadedImage]:
+    """`docker load`: every image of a docker-archive (or OCI archive) into the store.
+
+    A pipe is first spooled to an anonymous temp file in the store's tmp dir (removed by
+    the OS even on a crash), because manifest.json comes at the end of a `docker save`."""
+    if path is not None:
+        index = TarIndex.open(path)
+    elif stream is not None:
+        index = TarIndex.spool(stream, "stdin", str(store.tmp_dir))
+    else:
+        raise UsageError("load: give -i FILE or pipe an archive on stdin")
+    try:
+        images = read_archive(index, platform=platform)
+        out = []
+        for image in images:
+            res: IngestResult = ingest(store, image, tags=image.repo_tags)
+            out.append(
+                LoadedImage(
+                    res.image_id,
+                    list(image.repo_tags),
+                    res.manifest_digest,
+                    res.layers_added,
+                    res.layers_skipped,
+                )
+            )
+        return out
+    finally:
+        index.close()
+
+
+def resolve_for_save(store: Store, name: str) -> tuple[Image, list[str]]:
+    """An image and the tags it is saved under: a tag saves as that tag; an ID saves
+    untagged, as `docker save ID` does."""
+    image = open_image(store, name)
+    try:
+        ref = parse_reference(name)
+        tags = [ref.name] if ref.name in image.repo_tags else []
+    except SlimageError:
+        tags = []
+    return image, tags
+
+
+@contextlib.contextmanager
+def _atomic_output(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+    """A file that appears at PATH only once it is complete."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(
+    store: Store,
+    names: list[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    stream: BinaryIO | None = None,
+    fmt: str = "docker-archive",
+) -> list[tuple[Image, list[str]]]:
+    """`docker save`: docker-archive (Docker 25 shape, which 20.10 loads too), an OCI
+    layout directory (`oci`) or an OCI layout tar (`oci-archive`). Blobs are copied as
+    stored: no recompression."""
+    if not names:
+        raise UsageError("save: name at least one image")
+    pairs = [resolve_for_save(store, n) for n in names]
+    if fmt == "oci":
+        if output is None:
+            raise UsageError("save --format oci needs -o DIR")
+        write_layout(output, [(img, tags[0] if tags else None) for img, tags in pairs])
+        return pairs
+    if fmt not in ("docker-archive", "oci-archive"):
+        raise UsageError(f"save: unknown --format {fmt!r} (docker-archive, oci, oci-archive)")
+    legacy = fmt == "docker-archive"
+    if output is not None:
+        with _atomic_output(output) as fh:
+            write_archive(fh, pairs, legacy_dirs=legacy)
+    elif stream is not None:
+        write_archive(stream, pairs, legacy_dirs=legacy)
+    else:
+        raise UsageError("save: give -o FILE or redirect stdout")
+    return pairs
+
+
+# ---------------------------------------------------------------------------- images
+
+
+@dataclass
+class ImageRow:
+    repository: str
+    tag: str
+    id: str
+    manifest_digest: str
+    created: str | None
+    created_ts: float | None
+    size: int
+
+
+def layer_sizes(image: Image) -> list[int]:
+    """Docker SIZE per layer: from the store's records when known, else by scanning."""
+    out = []
+    for layer in image.layers:
+        if layer.size is None:
+            sizer = DockerSize()
+            with contextlib.closing(layer.open_tar()) as tar:
+                scan(tar, sizer, name=f"layer {layer.diff_id}")
+            layer.size = sizer.total
+        out.append(layer.size)
+    return out
+
+
+def _store_size(store: Store, image: Image) -> int:
+    return sum(layer_sizes(image))
+
+
+def list_images(store: Store, reference: str | None = None) -> list[ImageRow]:
+    rows: list[ImageRow] = []
+    refs = store.refs()
+    by_digest: dict[str, list[str]] = {}
+    for name, digest in refs.items():
+        by_digest.setdefault(digest, []).append(name)
+    want = parse_reference(reference) if reference else None
+    for digest in store.images():
+        try:
+            image = open_image(store, digest)
+        except SlimageError:
+            continue  # fsck reports broken images; listing shows what is usable
+        size = _store_size(store, image)
+        created = image.config.created
+        names = sorted(by_digest.get(digest, []))
+        if not names:
+            if want is None:
+                rows.append(
+                    ImageRow(
+                        "<none>", "<none>", image.id, digest, created, parse_rfc3339(created), size
+                    )
+                )
+            continue
+        for name in names:
+            repo, _, tag = name.rpartition(":")
+            if want is not None:
+                if want.repository != repo or (want.tag and want.tag != tag):
+                    continue
+            rows.append(
+                ImageRow(repo, tag, image.id, digest, created, parse_rfc3339(created), size)
+            )
+    rows.sort(key=lambda r: (-(r.created_ts or 0), r.repository, r.tag))
+    return rows
+
+
+# ---------------------------------------------------------------------------- history
+
+
+@dataclass
+class HistoryRow:
+    id: str  # image ID for the top row, "<missing>" below (as Docker shows saved images)
+    created: str | None
+    created_ts: float | None
+    created_by: str
+    size: int
+    comment: str
+    empty_layer: bool
+    layer_index: int | None = None
+
+
+def image_history(image: Image) -> list[HistoryRow]:
+    """Newest first, one row per history entry; SIZE per the rule in `DockerSize`."""
+    sizes = layer_sizes(image)
+    rows = []
+    for entry, idx in image.config.layer_history():
+        size = sizes[idx] if idx is not None else 0
+        rows.append(
+            HistoryRow(
+                id="<missing>",
+                created=entry.created,
+                created_ts=parse_rfc3339(entry.created),
+                created_by=entry.created_by,
+                size=size,
+                comment=entry.comment,
+                empty_layer=idx is None,
+                layer_index=idx,
+            )
+        )
+    rows.reverse()
+    if rows:
+        rows[0].id = image.id
+    return rows
+
+
+# ---------------------------------------------------------------------------- inspect
+
+
+@dataclass
+class InspectResult:
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def inspect_image(image: Image, *, manifest_digest: str | None = None) -> dict[str, Any]:
+    """`docker image inspect`-shaped data, plus the manifest and where it came from."""
+    import json
+
+    cfg = image.config.data
+    repos = sorted({t.rpartition(":")[0] for t in image.repo_tags})
+    digest = manifest_digest or image.manifest.digest
+    return {
+        "Id": image.id,
+        "RepoTags": list(image.repo_tags),
+        "RepoDigests": [f"{r}@{digest}" for r in repos],
+        "Parent": cfg.get("parent", ""),
+        "Comment": cfg.get("comment", ""),
+        "Created": cfg.get("created", ""),
+        "Container": cfg.get("container", ""),
+        "ContainerConfig": cfg.get("container_config") or {},
+        "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Config": cfg.get("config") or {},
+        "Architecture": cfg.get("architecture", ""),
+        **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
+        "Os": cfg.get("os", ""),
+        "Size": sum(layer_sizes(image)),
+        "VirtualSize": sum(layer_sizes(image)),
+        "RootFS": {
+            "Type": cfg.get("rootfs", {}).get("type", "layers"),
+            "Layers": image.config.diff_ids,
+        },
+        "Metadata": {"LastTagTime": ""},
+        "ManifestDigest": digest,
+        "Manifest": json.loads(image.manifest.raw),
+        "Source": image.source,
+    }
+
+
+# ---------------------------------------------------------------------------- tag / rmi
+
+
+@dataclass
+class RemoveResult:
+    untagged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+
+def remove_image(store: Store, name: str, *, force: bool = False) -> RemoveResult:
+    """`docker rmi`: untag NAME; once an image has no tags left, forget it (its blobs go
+    at the next `gc`). Removing by ID an image with several tags needs FORCE, as in Docker."""
+    digest = store.resolve(name)
+    tags = sorted(n for n, d in store.refs().items() if d == digest)
+    result = RemoveResult()
+    try:
+        ref_name = parse_reference(name).name
+    except SlimageError:
+        ref_name = None
+    if ref_name in tags:
+        store.untag(ref_name)
+        result.untagged.append(ref_name)
+        tags.remove(ref_name)
+        if tags:
+            return result
+    elif len(tags) > 1 and not force:
+        raise UsageError(
+            f"conflict: unable to delete {name} (must be forced) - image is referenced in "
+            f"multiple repositories"
+        )
+    else:
+        for t in tags:
+            result.untagged.append(t)
+    image_id = None
+    with contextlib.suppress(SlimageError):
+        image_id = open_image(store, digest).id
+    store.remove_image(digest)
+    result.deleted.append(image_id or digest)
+    return result
+
+
+def tag_image(store: Store, source: str, target: str) -> str:
+    try:
+        return store.tag(source, target)
+    except ImageNotFoundError:
+        raise ImageNotFoundError(f"No such image: {source}") from None
