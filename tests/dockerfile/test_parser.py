@@ -435,3 +435,39 @@ def test_blank_base_is_an_error() -> None:
     df = parse("ARG B\nFROM ${B}\n")
     with pytest.raises(DockerfileError, match="should not be blank"):
         stages(df)
+
+
+def test_heredoc_fast_path_agrees_with_the_full_lexer() -> None:
+    """heredocs_from_line skips the shell lexer for plain lines; on random plain lines it
+    must find exactly what the lexer-based path finds."""
+    import random
+
+    from slimage.dockerfile import parser as p
+
+    rng = random.Random(7)
+    alphabet = ["<<", "<<-", "<", " ", "\t", "EOF", "a", "3", "-", ">", "\xa0", "\r", "<<  E"]
+    for _ in range(5000):
+        line = "RUN " + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9)))
+        fast = [(d.name, d.chomp, d.fd, d.expand) for d in heredocs_from_line(line)]
+        words = p._HEREDOC_LEX.process_words(line, {})
+        slow = [(d.name, d.chomp, d.fd, d.expand) for w in words if (d := parse_heredoc(w))]
+        assert fast == slow, line
+
+
+def test_word_and_flag_fast_paths_agree_with_the_state_machines() -> None:
+    """Lines without quotes or escapes skip BuildKit's character state machines; the
+    results must be identical (args compared after the trim the parser applies)."""
+    import random
+
+    from slimage.dockerfile import parser as p
+
+    rng = random.Random(3)
+    alphabet = ["--", "-", "a", "=", " ", "\t", "\xa0", "--f=1", "\x1c", "b", "\u3000", "--x"]
+    for _ in range(5000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 9)))
+        assert p.parse_words(line, "\\") == p._parse_words_slow(line, "\\"), line
+        if line.lstrip(p.GO_SPACE).startswith("--"):
+            fast_rest, fast_flags = p.extract_flags(line, "\\")
+            slow_rest, slow_flags = p._extract_flags_slow(line, "\\")
+            assert fast_flags == slow_flags, line
+            assert fast_rest.strip(p.GO_SPACE) == slow_rest.strip(p.GO_SPACE), line

@@ -28,6 +28,7 @@ _WS_RE = re.compile(r"[\t\v\f\r ]+")
 _DIRECTIVE_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
 _HEREDOC_RE = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _SPACE = frozenset(GO_SPACE)
+_WORD_RE = re.compile("[^" + GO_SPACE + "]+")
 _VALID_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 _HEREDOC_CMDS = frozenset({"add", "copy", "run"})
 
@@ -131,6 +132,22 @@ def extract_flags(line: str, esc: str) -> tuple[str, list[str]]:
     stripped = line.lstrip(GO_SPACE)
     if not stripped.startswith("--"):
         return stripped, []
+    if esc not in line and "'" not in line and '"' not in line:
+        # No quoting: flags are plain blank-separated words.
+        found: list[str] = []
+        for m in _WORD_RE.finditer(line):
+            word = m.group()
+            if not word.startswith("--"):
+                return line[m.start() :], found
+            if word == "--":
+                return line[m.end() :], found
+            found.append(word)
+        return "", found
+    return _extract_flags_slow(line, esc)
+
+
+def _extract_flags_slow(line: str, esc: str) -> tuple[str, list[str]]:
+    """BuildKit's extractBuilderFlags state machine (quotes and escapes)."""
     words: list[str] = []
     n = len(line)
     pos = 0
@@ -201,6 +218,13 @@ def extract_flags(line: str, esc: str) -> tuple[str, list[str]]:
 
 def parse_words(rest: str, esc: str) -> list[str]:
     """Split on whitespace outside quotes, keeping quotes and escapes (ENV/LABEL/ARG)."""
+    if esc not in rest and "'" not in rest and '"' not in rest:
+        return _WORD_RE.findall(rest)
+    return _parse_words_slow(rest, esc)
+
+
+def _parse_words_slow(rest: str, esc: str) -> list[str]:
+    """BuildKit's parseWords state machine (quotes and escapes kept in the words)."""
     words: list[str] = []
     n = len(rest)
     pos = 0
@@ -409,6 +433,10 @@ def parse_heredoc(word: str) -> Heredoc | None:
         fd = int(m.group(1)) if m.group(1) else 0
     except ValueError:  # pragma: no cover - only digits reach here
         fd = 0
+    chomp = m.group(2) == "-"
+    if not _NEEDS_LEXER.search(rest):
+        # Nothing the lexer would change: the word is the name, unquoted.
+        return Heredoc(name=rest, content="", expand=True, chomp=chomp, fd=fd)
     lex = ShellLex("\\", skip_unset_env=True)
     words = lex.process_words(rest, {})
     if len(words) != 1:
@@ -420,18 +448,26 @@ def parse_heredoc(word: str) -> Heredoc | None:
     name = words[0]
     raw = raw_words[0]
     expand = name.count("'") + name.count('"') == raw.count("'") + raw.count('"')
-    return Heredoc(name=name, content="", expand=expand, chomp=m.group(2) == "-", fd=fd)
+    return Heredoc(name=name, content="", expand=expand, chomp=chomp, fd=fd)
 
 
+_NEEDS_LEXER = re.compile("[\"'\\\\$<" + GO_SPACE + "]")
+_NEEDS_LEXER_LINE = re.compile("[\"'\\\\$]")
+_FAST_WORDS_RE = re.compile("(?:<<[\t\r ]*|[^" + GO_SPACE + "])+")
 _HEREDOC_LEX = ShellLex("\\", raw_quotes=True, raw_escapes=True, skip_unset_env=True)
 
 
 def heredocs_from_line(line: str) -> list[Heredoc]:
     """Every heredoc word on a logical line, in order."""
-    try:
-        words = _HEREDOC_LEX.process_words(line, {})
-    except ExpansionError:
-        return []
+    if _NEEDS_LEXER_LINE.search(line) is None:
+        # Fast path, same words as the lexer: no quotes, escapes or `$`, so words are
+        # split on blanks, except that `<<` keeps the blanks right after it.
+        words = _FAST_WORDS_RE.findall(line)
+    else:
+        try:
+            words = _HEREDOC_LEX.process_words(line, {})
+        except ExpansionError:
+            return []
     docs: list[Heredoc] = []
     for word in words:
         if "<<" in word:
