@@ -68,7 +68,8 @@ def fetch_manifest(
         raise DigestMismatchError(
             f"{where}: manifest content is {digest}, the registry says {claimed}"
         )
-    return FetchedManifest(raw, *_parse(raw, served_type, where), digest)  # type: ignore[misc]
+    media_type, doc = _parse(raw, served_type, where)
+    return FetchedManifest(raw, media_type, digest, doc)
 
 
 def _parse(raw: bytes, served_type: str, where: str) -> tuple[str, Manifest | Index]:

@@ -1,0 +1,417 @@
+"""Pull: bring an image from a registry into the store, moving only the missing blobs.
+
+Order matters for crash safety. Layers come first (concurrently, each streamed into the
+store's BlobWriter with its expected digest and size, so a wrong or truncated blob never
+becomes visible), then the config, then the manifest's exact bytes, and only then the
+ref. A pull killed at any point leaves finished blobs in place (the next pull skips them)
+and no partial blob and no dangling tag.
+
+Layers are stored as the registry serves them (that is what keeps the manifest digest
+identical to the registry's); their uncompressed side (diff_id check, Docker SIZE) is
+computed lazily by whoever opens them, or at once with `index_layers=True`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from slimage.errors import (
+    BlobNotFoundError,
+    DigestMismatchError,
+    ImageNotFoundError,
+    InvalidImageError,
+    RegistryError,
+    UsageError,
+)
+from slimage.image import Image
+from slimage.oci import mediatypes as mt
+from slimage.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
+from slimage.store.images import _scan_uncompressed, open_image
+from slimage.store.refs import Reference, parse_reference
+from slimage.store.store import LayerInfo, Store
+from slimage.transports.registry import seen
+from slimage.transports.registry.client import (
+    TRANSIENT_ERRORS,
+    RegistryClient,
+    TransientError,
+    error_from_response,
+)
+from slimage.transports.registry.manifests import fetch_manifest
+from slimage.transports.registry.report import (
+    DOWNLOADED,
+    SKIPPED,
+    BlobReport,
+    NullProgress,
+    ProgressSink,
+    TransferReport,
+)
+
+CHUNK = 1 << 20
+MAX_CONFIG_BYTES = 16 << 20
+DEFAULT_JOBS = 4
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class RemoteRef:
+    """A registry reference split the way the API needs it."""
+
+    ref: Reference
+
+    @classmethod
+    def parse(cls, text: str) -> RemoteRef:
+        return cls(parse_reference(text.removeprefix("docker://")))
+
+    @property
+    def registry(self) -> str:
+        return self.ref.registry
+
+    @property
+    def repository(self) -> str:
+        return self.ref.path
+
+    @property
+    def reference(self) -> str:
+        return self.ref.digest or self.ref.tag or "latest"
+
+    @property
+    def display(self) -> str:
+        return str(self.ref) if (self.ref.tag or self.ref.digest) else self.ref.name
+
+    def __str__(self) -> str:
+        return self.display
+
+
+def _download(
+    client: RegistryClient,
+    store: Store,
+    repository: str,
+    desc: Descriptor,
+    blob: BlobReport,
+    progress: ProgressSink,
+    cancel: threading.Event,
+    where: str,
+) -> None:
+    """Stream one blob into the store, verified; resume with Range after a dropped
+    connection, start over if the server ignores the Range."""
+    path = f"/v2/{repository}/blobs/{desc.digest}"
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    failures = 0
+    writer = store.writer(desc.digest, desc.size)
+    try:
+        while True:
+            if cancel.is_set():
+                raise _Cancelled()
+            have = writer.size
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            resp = client.request("GET", path, headers=headers)
+            if resp.status == 206 and have:
+                start = resp.header("Content-Range").removeprefix("bytes ").split("-", 1)[0]
+                if start.strip() != str(have):
+                    resp.close()
+                    writer.abort()
+                    writer = store.writer(desc.digest, desc.size)
+                    continue
+            elif resp.status == 200:
+                if have:  # the server ignored Range: start again from byte 0
+                    writer.abort()
+                    writer = store.writer(desc.digest, desc.size)
+            elif resp.status == 416 and have:
+                resp.close()
+                writer.abort()
+                writer = store.writer(desc.digest, desc.size)
+                continue
+            elif resp.status == 404:
+                resp.close()
+                raise BlobNotFoundError(f"{where}: blob {desc.digest} is not in the registry")
+            else:
+                raise error_from_response(resp, f"{where}: blob {desc.digest}")
+            try:
+                while True:
+                    if cancel.is_set():
+                        resp.close()
+                        raise _Cancelled()
+                    n = resp.readinto(view)
+                    if not n:
+                        break
+                    writer.write(view[:n])
+                    blob.bytes_received += n
+                    progress.advance(blob, n)
+            except TRANSIENT_ERRORS as exc:
+                resp.close()
+                failures += 1
+                blob.retries += 1
+                if failures > client.retries:
+                    raise TransientError(
+                        f"{where}: blob {desc.digest}: connection kept failing "
+                        f"({type(exc).__name__}) after {failures} attempts"
+                    ) from None
+                client._sleep_before_retry(failures - 1, None)
+                continue
+            except DigestMismatchError:
+                resp.close()
+                raise
+            resp.release()
+            if writer.size < desc.size:
+                # A clean EOF short of the size (no Content-Length): resume like a drop.
+                failures += 1
+                blob.retries += 1
+                if failures > client.retries:
+                    raise DigestMismatchError(
+                        f"{where}: blob {desc.digest} truncated at {writer.size} of {desc.size} bytes"
+                    )
+                continue
+            break
+        try:
+            writer.commit()
+        except DigestMismatchError as exc:
+            raise DigestMismatchError(
+                f"{where}: refused blob {desc.digest}: {exc}; nothing was stored"
+            ) from None
+    finally:
+        if writer.digest is None:
+            writer.abort()
+
+
+def _fetch_small_blob(
+    client: RegistryClient, store: Store, repository: str, desc: Descriptor, blob: BlobReport, where: str
+) -> bytes:
+    if desc.size > MAX_CONFIG_BYTES:
+        raise InvalidImageError(f"{where}: config blob is {desc.size} bytes; refusing")
+    if store.has_blob(desc.digest):
+        blob.action = SKIPPED
+        return store.read_blob(desc.digest)
+    _download(client, store, repository, desc, blob, NullProgress(), threading.Event(), where)
+    blob.action = DOWNLOADED
+    return store.read_blob(desc.digest)
+
+
+def _select(
+    client: RegistryClient,
+    rref: RemoteRef,
+    platform: Platform | None,
+    report: TransferReport,
+) -> tuple[bytes, Manifest]:
+    fetched = fetch_manifest(client, rref.repository, rref.reference, where=rref.display)
+    doc = fetched.doc
+    depth = 0
+    while isinstance(doc, Index):
+        depth += 1
+        if depth > 4:
+            raise InvalidImageError(f"{rref.display}: index nesting too deep")
+        report.index_digest = report.index_digest or fetched.digest
+        try:
+            desc = doc.select(platform)
+        except InvalidImageError as exc:
+            raise ImageNotFoundError(f"{rref.display}: {exc}") from None
+        if desc.size > 4 * 1024 * 1024:
+            raise InvalidImageError(f"{rref.display}: child manifest {desc.digest} is over 4 MiB")
+        report.platform = str(desc.platform) if desc.platform else None
+        fetched = fetch_manifest(
+            client, rref.repository, desc.digest, where=f"{rref.display}@{desc.digest}"
+        )
+        doc = fetched.doc
+    report.digest = fetched.digest
+    report.media_type = doc.media_type
+    report.manifest_size = len(fetched.raw)
+    return fetched.raw, doc
+
+
+def pull(
+    store: Store,
+    reference: str,
+    *,
+    platform: Platform | None = None,
+    insecure: Iterable[str] = (),
+    jobs: int = DEFAULT_JOBS,
+    progress: ProgressSink | None = None,
+    tag: bool = True,
+    index_layers: bool = False,
+    client: RegistryClient | None = None,
+) -> TransferReport:
+    """Pull REFERENCE (`[docker://]host/repo[:tag|@digest]`) into STORE."""
+    started = time.monotonic()
+    rref = RemoteRef.parse(reference)
+    progress = progress or NullProgress()
+    report = TransferReport("pull", rref.display, rref.registry, rref.repository)
+    report.tag = rref.ref.tag or (None if rref.ref.digest else "latest")
+    client = client or RegistryClient(
+        rref.registry, scopes=[f"repository:{rref.repository}:pull"], insecure=insecure
+    )
+    raw, manifest = _select(client, rref, platform, report)
+    where = rref.display
+
+    config_report = BlobReport(
+        manifest.config.digest, manifest.config.size, manifest.config.media_type, "config"
+    )
+    report.blobs.append(config_report)
+    config = ImageConfig.parse(
+        _fetch_small_blob(client, store, rref.repository, manifest.config, config_report, where)
+    )
+    if len(config.diff_ids) != len(manifest.layers):
+        raise InvalidImageError(
+            f"{where}: manifest has {len(manifest.layers)} layers but the config lists "
+            f"{len(config.diff_ids)} diff_ids"
+        )
+    if platform is not None and report.index_digest is None and config.platform.architecture:
+        if not platform.matches(config.platform):
+            raise ImageNotFoundError(
+                f"{where}: image is {config.platform}, not the requested {platform}"
+            )
+    report.image_id = config.digest
+    if report.platform is None and config.platform.architecture:
+        report.platform = str(config.platform)
+
+    todo: list[tuple[Descriptor, BlobReport]] = []
+    seen_digests: set[str] = set()
+    for desc in manifest.layers:
+        if desc.media_type not in mt.LAYERS:
+            raise InvalidImageError(f"{where}: layer {desc.digest} has media type {desc.media_type!r}")
+        blob = BlobReport(desc.digest, desc.size, desc.media_type, "layer")
+        report.blobs.append(blob)
+        if desc.digest in seen_digests or store.has_blob(desc.digest):
+            blob.action = SKIPPED
+            progress.begin(blob)
+            progress.end(blob)
+            continue
+        seen_digests.add(desc.digest)
+        todo.append((desc, blob))
+
+    cancel = threading.Event()
+
+    def work(desc: Descriptor, blob: BlobReport) -> None:
+        progress.begin(blob)
+        _download(client, store, rref.repository, desc, blob, progress, cancel, where)
+        blob.action = DOWNLOADED
+        progress.end(blob)
+
+    todo.sort(key=lambda t: -t[0].size)  # big first: the longest transfer sets the pace
+    if todo:
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
+            futures = [pool.submit(work, d, b) for d, b in todo]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                cancel.set()
+                for f in pending:
+                    f.cancel()
+                wait(pending)
+                errors = [f.exception() for f in failed]
+                real = [e for e in errors if not isinstance(e, _Cancelled)]
+                raise (real or errors)[0]  # type: ignore[misc]
+
+    if index_layers:
+        index_image_layers(store, manifest, config)
+    store.put_bytes(raw, report.digest)
+    tags = [rref.ref.name] if tag and not (rref.ref.digest and not rref.ref.tag) else []
+    store.add_image(report.digest, tags=tags, added=_now())
+    seen.record(
+        store,
+        rref.registry,
+        rref.repository,
+        [manifest.config.digest, *(d.digest for d in manifest.layers)],
+    )
+    report.total()
+    report.seconds = round(time.monotonic() - started, 3)
+    fresh = any(b.action == DOWNLOADED for b in report.blobs)
+    report.status = (
+        f"Downloaded newer image for {rref.display}"
+        if fresh
+        else f"Image is up to date for {rref.display}"
+    )
+    return report
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def index_image_layers(store: Store, manifest: Manifest, config: ImageConfig) -> int:
+    """Decompress each stored layer once to check its diff_id against the config and
+    record its LayerInfo (Docker SIZE, entries). Returns how many were newly indexed."""
+    done = 0
+    for desc, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
+        known = store.layer_info(diff_id)
+        if known is not None and known.blob == desc.digest:
+            continue
+        from slimage.layers.compression import open_decompressed
+
+        stream, kind = open_decompressed(store.open_blob(desc.digest), name=f"layer {desc.digest}")
+        got, usize, dsize, entries = _scan_uncompressed(stream, f"layer {desc.digest}", [])
+        if got != diff_id:
+            raise DigestMismatchError(
+                f"layer {desc.digest} uncompresses to {got}, the config says {diff_id}"
+            )
+        if known is None:
+            store.put_layer_info(
+                LayerInfo(
+                    diff_id=diff_id,
+                    blob=desc.digest,
+                    media_type=desc.media_type,
+                    blob_size=desc.size,
+                    size=dsize,
+                    uncompressed_size=usize,
+                    entries=entries,
+                )
+            )
+            done += 1
+    return done
+
+
+def pull_if_missing(
+    store: Store,
+    ref: str,
+    *,
+    platform: Platform | None = None,
+    insecure: Iterable[str] = (),
+    progress: ProgressSink | None = None,
+) -> str:
+    """The manifest digest of REF in the store, pulling it first if the store lacks it.
+    For the builder's FROM and any command that takes an image name."""
+    text = ref.removeprefix("docker://")
+    with contextlib.suppress(ImageNotFoundError, UsageError):
+        return store.resolve(text)
+    try:
+        parse_reference(text)
+    except UsageError:
+        raise ImageNotFoundError(f"No such image: {ref}") from None
+    try:
+        report = pull(store, text, platform=platform, insecure=insecure, progress=progress)
+    except ImageNotFoundError:
+        raise
+    except RegistryError as exc:
+        raise ImageNotFoundError(f"No such image: {ref} (and pulling it failed: {exc})") from None
+    return report.digest
+
+
+def open_docker_ref(
+    ref: str,
+    store: Store | None = None,
+    *,
+    platform: Platform | None = None,
+    insecure: Iterable[str] = (),
+    progress: ProgressSink | None = None,
+) -> Image:
+    """`docker://REF` as an `Image` for `open_source`: pulled (missing blobs only) into the
+    store, then read from there, so every command gets verified, cached layers."""
+    store = store or Store()
+    report = pull(store, ref, platform=platform, insecure=insecure, progress=progress)
+    return open_image(store, report.digest, platform=platform)
+
+
+def blob_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()

@@ -1,0 +1,331 @@
+"""Push: send an image from the store to a registry, uploading only what it lacks.
+
+For each blob: HEAD first (present -> skipped); else, if the store remembers the blob in
+another repository of the same registry, ask for a cross-repo mount (no bytes move);
+else upload it, in one PUT or in PATCH chunks. The store already keeps layers compressed,
+so an upload is a `sendfile` of the stored bytes: nothing is recompressed or even read
+into Python. The manifest goes last, as its exact stored bytes, so the registry never
+holds a manifest whose blobs are missing and the pushed digest equals the local one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+from slimage.errors import BlobNotFoundError, InvalidImageError, RegistryError
+from slimage.oci.digest import sha256_digest
+from slimage.oci.model import Descriptor, Index, Manifest, parse_manifest_or_index
+from slimage.store.store import Store
+from slimage.transports.registry import seen
+from slimage.transports.registry.client import (
+    FileBody,
+    RegistryClient,
+    RegistryHTTPError,
+    TransientError,
+    error_from_response,
+)
+from slimage.transports.registry.pull import DEFAULT_JOBS, RemoteRef
+from slimage.transports.registry.report import (
+    MOUNTED,
+    SKIPPED,
+    UPLOADED,
+    BlobReport,
+    NullProgress,
+    ProgressSink,
+    TransferReport,
+)
+
+MAX_UPLOAD_ATTEMPTS = 3
+
+
+def _location(client: RegistryClient, resp_location: str, where: str) -> str:
+    if not resp_location:
+        raise RegistryError(f"{where}: upload started without a Location")
+    return urllib.parse.urljoin(client.url("/v2/"), resp_location)
+
+
+def _with_digest(location: str, digest: str) -> str:
+    sep = "&" if "?" in location else "?"
+    return f"{location}{sep}digest={urllib.parse.quote(digest, safe=':')}"
+
+
+class _Pusher:
+    def __init__(
+        self,
+        client: RegistryClient,
+        store: Store,
+        repository: str,
+        progress: ProgressSink,
+        chunk_size: int | None,
+        cancel: threading.Event,
+        where: str,
+    ):
+        self.client = client
+        self.store = store
+        self.repository = repository
+        self.progress = progress
+        self.chunk_size = chunk_size
+        self.cancel = cancel
+        self.where = where
+
+    def exists(self, digest: str) -> bool:
+        resp = self.client.request("HEAD", f"/v2/{self.repository}/blobs/{digest}")
+        with resp:
+            if resp.status == 200:
+                return True
+            if resp.status == 404:
+                return False
+        raise error_from_response(resp, f"{self.where}: HEAD blob {digest}")
+
+    def push_blob(self, desc: Descriptor, blob: BlobReport, mount_from: list[str]) -> None:
+        if not self.store.has_blob(desc.digest):
+            raise BlobNotFoundError(f"{self.where}: blob {desc.digest} is not in the store")
+        if self.exists(desc.digest):
+            blob.action = SKIPPED
+            return
+        location: str | None = None
+        for source in mount_from:
+            resp = self.client.request(
+                "POST",
+                f"/v2/{self.repository}/blobs/uploads/?mount={desc.digest}&from={source}",
+            )
+            if resp.status == 201:
+                resp.release()
+                blob.action = MOUNTED
+                blob.mounted_from = source
+                return
+            if resp.status == 202:
+                # The registry could not mount but opened an upload session: use it.
+                location = _location(self.client, resp.header("Location"), self.where)
+                resp.release()
+                break
+            resp.release()  # refused (e.g. no pull right on SOURCE): upload instead
+        self.progress.begin(blob)
+        for attempt in range(MAX_UPLOAD_ATTEMPTS):
+            if location is None:
+                location = self._start_upload()
+            try:
+                self._upload(location, desc, blob)
+                break
+            except (TransientError, RegistryHTTPError) as exc:
+                retryable = isinstance(exc, TransientError) or exc.status in (404, 416) or (
+                    exc.status >= 500
+                )
+                if not retryable or attempt + 1 == MAX_UPLOAD_ATTEMPTS:
+                    raise
+                blob.retries += 1
+                location = None  # a new session from scratch
+        blob.action = UPLOADED
+        self.progress.end(blob)
+
+    def _start_upload(self) -> str:
+        resp = self.client.request("POST", f"/v2/{self.repository}/blobs/uploads/")
+        if resp.status != 202:
+            raise error_from_response(resp, f"{self.where}: starting upload")
+        loc = _location(self.client, resp.header("Location"), self.where)
+        resp.release()
+        return loc
+
+    def _sent(self, blob: BlobReport) -> callable:  # type: ignore[valid-type]
+        def on_sent(n: int) -> None:
+            blob.bytes_sent += n
+            self.progress.advance(blob, n)
+
+        return on_sent
+
+    def _upload(self, location: str, desc: Descriptor, blob: BlobReport) -> None:
+        path = str(self.store.blob_path(desc.digest))
+        size = desc.size
+        headers = {"Content-Type": "application/octet-stream"}
+        if not self.chunk_size or size <= self.chunk_size:
+            resp = self.client.request(
+                "PUT",
+                _with_digest(location, desc.digest),
+                headers=headers,
+                body=FileBody(path, 0, size),
+                progress=self._sent(blob),
+                retry=False,
+            )
+            self._finish(resp, desc)
+            return
+        offset = 0
+        while offset < size:
+            if self.cancel.is_set():
+                raise RegistryError(f"{self.where}: cancelled")
+            n = min(self.chunk_size, size - offset)
+            hdrs = dict(headers, **{"Content-Range": f"{offset}-{offset + n - 1}"})
+            try:
+                resp = self.client.request(
+                    "PATCH",
+                    location,
+                    headers=hdrs,
+                    body=FileBody(path, offset, n),
+                    progress=self._sent(blob),
+                    retry=False,
+                )
+            except TransientError:
+                offset, location = self._upload_status(location)
+                blob.retries += 1
+                continue
+            if resp.status != 202:
+                raise error_from_response(resp, f"{self.where}: uploading {desc.digest}")
+            location = _location(self.client, resp.header("Location") or location, self.where)
+            resp.release()
+            offset += n
+        resp = self.client.request(
+            "PUT", _with_digest(location, desc.digest), headers=headers, body=b"", retry=False
+        )
+        self._finish(resp, desc)
+
+    def _upload_status(self, location: str) -> tuple[int, str]:
+        """After a dropped PATCH: ask the registry how much it kept, to resume there."""
+        resp = self.client.request("GET", location)
+        if resp.status != 204:
+            raise error_from_response(resp, f"{self.where}: upload status")
+        rng = resp.header("Range")
+        loc = _location(self.client, resp.header("Location") or location, self.where)
+        resp.release()
+        try:
+            end = int(rng.rsplit("-", 1)[1]) if rng else -1
+        except ValueError:
+            end = -1
+        return end + 1, loc
+
+    def _finish(self, resp, desc: Descriptor) -> None:  # type: ignore[no-untyped-def]
+        if resp.status != 201:
+            raise error_from_response(resp, f"{self.where}: uploading {desc.digest}")
+        got = resp.header("Docker-Content-Digest")
+        resp.release()
+        if got and got != desc.digest:
+            raise RegistryError(
+                f"{self.where}: registry stored {desc.digest} as {got}; refusing to go on"
+            )
+
+
+def _blobs_of(store: Store, digest: str, where: str) -> tuple[list[tuple[str, bytes, str]], list[Descriptor]]:
+    """(manifests to put, children first, as (digest, raw, media type); blobs they need)."""
+    raw = store.read_blob(digest)
+    doc = parse_manifest_or_index(raw)
+    if isinstance(doc, Manifest):
+        return [(digest, raw, doc.media_type)], [doc.config, *doc.layers]
+    manifests: list[tuple[str, bytes, str]] = []
+    blobs: list[Descriptor] = []
+    assert isinstance(doc, Index)
+    for child in doc.manifests:
+        if not store.has_blob(child.digest):
+            raise BlobNotFoundError(
+                f"{where}: index entry {child.digest} ({child.platform}) is not in the store"
+            )
+        sub_manifests, sub_blobs = _blobs_of(store, child.digest, where)
+        manifests.extend(sub_manifests)
+        blobs.extend(sub_blobs)
+    manifests.append((digest, raw, doc.media_type))
+    return manifests, blobs
+
+
+def push(
+    store: Store,
+    name: str,
+    destination: str | None = None,
+    *,
+    insecure: Iterable[str] = (),
+    jobs: int = DEFAULT_JOBS,
+    chunk_size: int | None = None,
+    progress: ProgressSink | None = None,
+    client: RegistryClient | None = None,
+) -> TransferReport:
+    """Push the store image NAME to DESTINATION (default: NAME itself, like `docker push`)."""
+    started = time.monotonic()
+    digest = store.resolve(name)
+    rref = RemoteRef.parse(destination or name)
+    if rref.ref.digest and rref.ref.digest != digest:
+        raise InvalidImageError(f"{rref.display}: the image to push is {digest}")
+    where = rref.display
+    progress = progress or NullProgress()
+    manifests, needed = _blobs_of(store, digest, where)
+    report = TransferReport("push", where, rref.registry, rref.repository)
+    report.tag = rref.ref.tag or (None if rref.ref.digest else "latest")
+    report.digest = digest
+    report.media_type = manifests[-1][2]
+    report.manifest_size = len(manifests[-1][1])
+
+    unique: dict[str, Descriptor] = {}
+    for d in needed:
+        unique.setdefault(d.digest, d)
+    mount_sources: dict[str, list[str]] = {}
+    for d in unique.values():
+        repos = [r for r in seen.repos_with(store, rref.registry, d.digest) if r != rref.repository]
+        if repos:
+            mount_sources[d.digest] = repos[:2]
+    extra = sorted({r for rs in mount_sources.values() for r in rs})[:10]
+    client = client or RegistryClient(
+        rref.registry,
+        scopes=[f"repository:{rref.repository}:pull,push", *(f"repository:{r}:pull" for r in extra)],
+        insecure=insecure,
+    )
+    client.ping()
+    cancel = threading.Event()
+    pusher = _Pusher(client, store, rref.repository, progress, chunk_size, cancel, where)
+    config_digests = {m.config.digest for m in _manifest_docs(manifests)}
+    blob_reports: list[tuple[Descriptor, BlobReport]] = []
+    for d in unique.values():
+        if d.digest in config_digests:
+            kind = "config"
+        else:
+            kind = "layer"
+        blob_reports.append((d, BlobReport(d.digest, d.size, d.media_type, kind)))
+    report.blobs = [b for _, b in blob_reports]
+
+    def work(desc: Descriptor, blob: BlobReport) -> None:
+        pusher.push_blob(desc, blob, [r for r in mount_sources.get(desc.digest, []) if r in extra])
+        if blob.action != UPLOADED:
+            progress.begin(blob)
+            progress.end(blob)
+
+    order = sorted(blob_reports, key=lambda t: -t[0].size)
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(order)))) as pool:
+        futures = [pool.submit(work, d, b) for d, b in order]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            cancel.set()
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            raise failed[0].exception()  # type: ignore[misc]
+
+    for i, (mdigest, raw, media_type) in enumerate(manifests):
+        last = i == len(manifests) - 1
+        target = (rref.ref.tag or ("latest" if not rref.ref.digest else mdigest)) if last else mdigest
+        resp = client.request(
+            "PUT",
+            f"/v2/{rref.repository}/manifests/{target}",
+            headers={"Content-Type": media_type},
+            body=raw,
+        )
+        if resp.status not in (200, 201):
+            raise error_from_response(resp, f"{where}: putting manifest {mdigest}")
+        got = resp.header("Docker-Content-Digest")
+        resp.release()
+        if got and got != mdigest:
+            raise RegistryError(f"{where}: registry named the manifest {got}, expected {mdigest}")
+        assert sha256_digest(raw) == mdigest
+
+    seen.record(store, rref.registry, rref.repository, list(unique))
+    report.total()
+    report.seconds = round(time.monotonic() - started, 3)
+    report.status = f"{report.tag or digest}: digest: {digest} size: {report.manifest_size}"
+    return report
+
+
+def _manifest_docs(manifests: list[tuple[str, bytes, str]]) -> list[Manifest]:
+    out = []
+    for _, raw, _mt in manifests:
+        doc = parse_manifest_or_index(raw)
+        if isinstance(doc, Manifest):
+            out.append(doc)
+    return out
