@@ -10,7 +10,10 @@ Public API (stable for the linter, fixer and builder):
 - `problems(dockerfile)` / `validate(dockerfile)`: BuildKit's instructions-layer checks
 - `dump(dockerfile)`: BuildKit's `Node.Dump()` text
 - model classes: `Dockerfile`, `Instruction`, `Heredoc`, `Directives`, `Stage`, `Warning`
-- `.dockerignore`: see `slimage.dockerfile.dockerignore`
+- typed views for the builder: `slimage.dockerfile.commands` (cmdline, sources_and_dest,
+  key_values, healthcheck) and `slimage.dockerfile.mounts` (parse_mount, mounts_of)
+- `.dockerignore`: see `slimage.dockerfile.dockerignore` (load_ignore_patterns,
+  walk_context, DockerIgnore)
 """
 
 from __future__ import annotations

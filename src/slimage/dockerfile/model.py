@@ -142,6 +142,7 @@ class Dockerfile:
     directives: Directives
     instructions: list[Instruction]
     warnings: list[Warning] = field(default_factory=list)
+    _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def escape(self) -> str:
@@ -153,12 +154,14 @@ class Dockerfile:
 
         Split on `\\n` only, like BuildKit's scanner (`str.splitlines()` would also split on
         `\\r`, form feeds and Unicode separators and shift every line number)."""
-        parts = self.text.split("\n")
-        last = parts.pop()
-        out = [p + "\n" for p in parts]
-        if last:
-            out.append(last)
-        return out
+        if self._lines is None:
+            parts = self.text.split("\n")
+            last = parts.pop()
+            out = [p + "\n" for p in parts]
+            if last:
+                out.append(last)
+            self._lines = out
+        return self._lines
 
     def source_of(self, inst: Instruction) -> str:
         """Exact source text of an instruction, continuation lines and heredocs included."""

@@ -662,6 +662,7 @@ def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Docker
         directives=directives,
         instructions=instructions,
         warnings=warnings,
+        _lines=lines,
     )
     if strict:
         from slimage.dockerfile.validate import validate

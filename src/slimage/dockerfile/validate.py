@@ -16,7 +16,7 @@ import difflib
 import re
 
 from slimage.dockerfile.model import Dockerfile, Instruction
-from slimage.dockerfile.parser import KNOWN_INSTRUCTIONS, go_quote, parse_heredoc, split_lines
+from slimage.dockerfile.parser import KNOWN_INSTRUCTIONS, go_quote, parse_heredoc
 from slimage.errors import DockerfileError
 
 _BOOL, _STR, _STRS = "bool", "string", "strings"
@@ -320,7 +320,7 @@ def _error(lines: list[str], path: str, inst: Instruction, problem: _Problem) ->
 
 def problems(dockerfile: Dockerfile) -> list[DockerfileError]:
     """Every instructions-layer error in the file, in source order."""
-    lines = split_lines(dockerfile.text)
+    lines = dockerfile.lines
     out: list[DockerfileError] = []
     in_stage = False
     for inst in dockerfile.instructions:
