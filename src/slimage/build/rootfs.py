@@ -1,0 +1,127 @@
+"""Unpacked layers and the overlay workspaces built on them.
+
+Each layer is extracted once, into `<store>/layers-unpacked/<diff_id hex>` in overlay form
+(whiteouts as char 0/0, opaque dirs as an xattr), and shared by every build and
+container that stacks it. A step's upper dir, once turned into a layer, is moved there
+too, so the next RUN never re-extracts what the builder just made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from slimage.build import _temp_layers
+from slimage.image import Layer
+from slimage.runtime import overlay
+from slimage.store.store import Store
+
+
+class LayerDirs:
+    def __init__(self, store: Store):
+        self.store = store
+        self.base = store.root / "layers-unpacked"
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.work_base = store.root / "build-work"
+        self.work_base.mkdir(parents=True, exist_ok=True)
+        self.empty = self.base / "empty"
+        self.empty.mkdir(exist_ok=True)
+
+    def path(self, diff_id: str) -> Path:
+        return self.base / diff_id.split(":", 1)[-1]
+
+    def ensure(self, layer: Layer) -> Path:
+        dest = self.path(layer.diff_id)
+        if dest.is_dir():
+            return dest
+        tmp = self.base / f".tmp-{uuid.uuid4().hex[:12]}"
+        try:
+            with layer.open_tar() as stream:
+                _temp_layers.extract_overlay(stream, tmp)
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if not dest.is_dir():
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return dest
+
+    def ensure_all(self, layers: Sequence[Layer]) -> list[Path]:
+        dirs = [self.ensure(layer) for layer in layers]
+        return dirs or [self.empty]
+
+    def adopt(self, diff_id: str, upper: Path) -> None:
+        """Keep a finished upper dir as the unpacked form of the layer it became."""
+        dest = self.path(diff_id)
+        if dest.is_dir():
+            return
+        try:
+            os.rename(upper, dest)
+        except OSError:
+            pass
+
+    @contextlib.contextmanager
+    def workspace(self, lowers: Sequence[Path], *, writable: bool = True) -> Iterator[Workspace]:
+        ws = Workspace(self.work_base / uuid.uuid4().hex[:16], list(lowers), writable)
+        ws.mount()
+        try:
+            yield ws
+        finally:
+            ws.close()
+
+
+# Every mounted workspace, so a signal handler can unmount them all.
+ACTIVE: dict[str, Workspace] = {}
+
+
+class Workspace:
+    """upper/ + work/ + merged/ under one temp dir; `merged` is the mounted rootfs."""
+
+    def __init__(self, path: Path, lowers: list[Path], writable: bool):
+        self.path = path
+        self.lowers = lowers
+        self.writable = writable
+        self.upper = path / "upper"
+        self.work = path / "work"
+        self.merged = path / "merged"
+        self.mounted = False
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True)
+        self.merged.mkdir()
+        if self.writable:
+            self.upper.mkdir()
+            self.work.mkdir()
+        ACTIVE[str(self.path)] = self
+        overlay.mount_overlay(
+            self.merged,
+            self.lowers,
+            self.upper if self.writable else None,
+            self.work if self.writable else None,
+        )
+        self.mounted = True
+
+    def unmount(self) -> None:
+        if self.mounted:
+            overlay.unmount(self.merged)
+            self.mounted = False
+
+    def close(self) -> None:
+        try:
+            self.unmount()
+        finally:
+            ACTIVE.pop(str(self.path), None)
+            if self.path.exists() and not overlay.is_mounted(self.merged):
+                shutil.rmtree(self.path, ignore_errors=True)
+
+
+def cleanup_all() -> None:
+    for ws in list(ACTIVE.values()):
+        with contextlib.suppress(Exception):
+            ws.close()

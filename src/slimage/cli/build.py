@@ -1,0 +1,90 @@
+"""`slimage build`: docker build's flags over `slimage.build.build`.
+
+Imports of the builder happen inside the handler, so a warm no-op rebuild pays only for
+what it uses (the whole command should take about as long as BuildKit's ~0.2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _kv(items: list[str] | None, what: str) -> dict[str, str]:
+    import os
+
+    from slimage.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        k, eq, v = item.partition("=")
+        if not k:
+            raise UsageError(f"{what} {item!r}: expected KEY=VALUE")
+        if not eq:
+            if k not in os.environ:
+                continue  # docker: --build-arg NAME takes the value from the environment
+            v = os.environ[k]
+        out[k] = v
+    return out
+
+
+def _secrets(items: list[str] | None) -> dict[str, str]:
+    from slimage.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        fields = dict(p.partition("=")[::2] for p in item.split(","))
+        sid = fields.get("id")
+        src = fields.get("src") or fields.get("source")
+        if not sid or not src:
+            raise UsageError(f"--secret {item!r}: use id=NAME,src=FILE")
+        out[sid] = src
+    return out
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from slimage.build.api import BuildOptions, build
+
+    opts = BuildOptions(
+        context=args.context,
+        dockerfile=args.file,
+        tags=args.tag or [],
+        target=args.target,
+        build_args=_kv(args.build_arg, "--build-arg"),
+        no_cache=args.no_cache,
+        network=args.network,
+        runtime=args.runtime,
+        secrets=_secrets(args.secret),
+        outputs=args.output or [],
+        load=args.load,
+        quiet=args.quiet or args.json,
+        compression=args.compression,
+    )
+    result = build(opts)
+    if args.json:
+        from slimage.cli.output import print_json
+
+        print_json(result)
+    elif args.quiet:
+        sys.stdout.write(result.image_id + "\n")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("build", help="build an image from a Dockerfile (daemonless, runc + overlayfs)")
+    p.add_argument("context", help="build context directory")
+    p.add_argument("-f", "--file", help="Dockerfile (default: CONTEXT/Dockerfile)")
+    p.add_argument("-t", "--tag", action="append", help="name:tag for the result (repeatable)")
+    p.add_argument("--target", help="build up to this stage")
+    p.add_argument("--build-arg", action="append", metavar="KEY=VALUE")
+    p.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+    p.add_argument("--network", default="host", choices=["host", "none", "default"], help="RUN networking (default: host)")
+    p.add_argument("--runtime", default=None, help="OCI runtime: runc (default) or crun, or a path")
+    p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE")
+    p.add_argument("-o", "--output", action="append", metavar="type=oci,dest=DIR|type=docker,dest=FILE")
+    p.add_argument("--load", action="store_true", help="also load the image into the Docker engine")
+    p.add_argument("--compression", choices=["gzip", "zstd"], default=None)
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    p.add_argument("--json", action="store_true", help="print the build result as JSON")
+    p.set_defaults(func=cmd_build)

@@ -1,0 +1,118 @@
+"""Thin wrapper over an OCI runtime binary (runc, or crun with the same CLI).
+
+We keep the runtime's default state root (/run/runc, /run/crun) so `runc list` shows what
+slimage started; every id we create starts with `slimage-` so it is ours to clean up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Any
+
+from slimage.errors import RuntimeToolError, UsageError
+
+KNOWN = {"runc": "/usr/sbin/runc", "crun": "/usr/bin/crun"}
+
+
+def runtime_path(name: str | None = None) -> str:
+    """Resolve `--runtime` (a name or a path) to an executable."""
+    name = name or os.environ.get("SLIMAGE_RUNTIME") or "runc"
+    if os.sep in name:
+        if not os.access(name, os.X_OK):
+            raise UsageError(f"OCI runtime {name} is not executable")
+        return name
+    found = shutil.which(name) or (KNOWN.get(name) if os.path.exists(KNOWN.get(name, "")) else None)
+    if not found:
+        raise UsageError(f"OCI runtime {name!r} not found (install runc or crun)")
+    return found
+
+
+class OciRuntime:
+    def __init__(self, name: str | None = None):
+        self.path = runtime_path(name)
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [self.path, *args]
+
+    def run(
+        self,
+        container_id: str,
+        bundle: str,
+        *,
+        stdin: Any = subprocess.DEVNULL,
+        stdout: Any = None,
+        stderr: Any = None,
+        detach: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        args = ["run", "--bundle", bundle]
+        if detach:
+            args.append("--detach")
+        args.append(container_id)
+        return subprocess.Popen(
+            self._cmd(*args), stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=detach
+        )
+
+    def state(self, container_id: str) -> dict[str, Any] | None:
+        res = subprocess.run(self._cmd("state", container_id), capture_output=True)
+        if res.returncode != 0:
+            return None
+        try:
+            return json.loads(res.stdout)
+        except ValueError:
+            return None
+
+    def kill(self, container_id: str, signal: str = "KILL", *, all_procs: bool = False) -> bool:
+        args = ["kill"]
+        if all_procs:
+            args.append("--all")
+        res = subprocess.run(self._cmd(*args, container_id, signal), capture_output=True)
+        return res.returncode == 0
+
+    def delete(self, container_id: str, *, force: bool = True) -> None:
+        args = ["delete"] + (["--force"] if force else []) + [container_id]
+        subprocess.run(self._cmd(*args), capture_output=True)
+
+    def list_ids(self) -> list[str]:
+        res = subprocess.run(self._cmd("list", "--format", "json"), capture_output=True)
+        if res.returncode != 0:
+            return []
+        try:
+            data = json.loads(res.stdout or b"null") or []
+        except ValueError:
+            return []
+        return [c.get("id", "") for c in data]
+
+    def exec(
+        self,
+        container_id: str,
+        process: dict[str, Any],
+        *,
+        tty: bool = False,
+        detach: bool = False,
+    ) -> int:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump(process, fh)
+            path = fh.name
+        try:
+            args = ["exec", "--process", path]
+            if tty:
+                args.append("--tty")
+            if detach:
+                args.append("--detach")
+            args.append(container_id)
+            try:
+                return subprocess.call(self._cmd(*args))
+            except KeyboardInterrupt:
+                return 130
+        finally:
+            os.unlink(path)
+
+    def check(self) -> None:
+        res = subprocess.run(self._cmd("--version"), capture_output=True)
+        if res.returncode != 0:
+            raise RuntimeToolError(f"{self.path} --version failed: {res.stderr.decode().strip()}")
