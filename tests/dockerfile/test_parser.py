@@ -323,6 +323,7 @@ def test_onbuild_keeps_the_inner_instruction() -> None:
     assert ob.child is not None and ob.child.original == 'CMD ["a", "b"]'
     d = ob.to_dict()
     assert (d["cmd"], d["sub_cmd"], d["value"], d["json"]) == ("onbuild", "cmd", ["a", "b"], True)
+    assert one("ONBUILD COPY --from=x a b").to_dict()["flags"] == ["--from=x"]
 
 
 def test_keyword_case_is_kept_and_cmd_lowercased() -> None:
@@ -471,3 +472,27 @@ def test_word_and_flag_fast_paths_agree_with_the_state_machines() -> None:
             slow_rest, slow_flags = p._extract_flags_slow(line, "\\")
             assert fast_flags == slow_flags, line
             assert fast_rest.strip(p.GO_SPACE) == slow_rest.strip(p.GO_SPACE), line
+
+
+def test_random_garbage_only_ever_raises_dockerfile_errors() -> None:
+    """Whatever the input, parsing and the stage view either work or raise a
+    SlimageError (a one-line message), never another exception."""
+    import random
+
+    from slimage.errors import SlimageError
+
+    rng = random.Random(11)
+    tokens = [
+        "FROM", "RUN", "COPY", "ENV", "ARG", "ONBUILD", "HEALTHCHECK", "CMD", "SHELL", "FOO",
+        " ", "\t", "\n", "\\\n", "\\", "`", "#", "# escape=`\n", "<<EOF", "<<-EOF", "EOF",
+        "\tEOF", "<<'E'", "E", '"', "'", "[", "]", '"a"', ",", "1", "=", "a", "--from=x",
+        "--mount=type=cache,target=/x", "--x", "--", "$A", "${A:-b}", "${", "}", "AS",
+        "\r\n", "\xa0", "--interval=5s", "NONE", "--platform=$P",
+    ]  # fmt: skip
+    for _ in range(1500):
+        text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 30)))
+        for strict in (False, True):
+            try:
+                stages(parse(text, strict=strict))
+            except SlimageError:
+                pass

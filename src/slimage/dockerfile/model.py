@@ -105,7 +105,8 @@ class Instruction:
             "original": self.original,
             "start_line": self.start_line,
             "end_line": self.end_line,
-            "flags": list(self.flags),
+            # ONBUILD: its own flags (BuildKit rejects any) then the trigger's.
+            "flags": self.flags + self.child.flags if self.child is not None else list(self.flags),
             "value": list(self.value),
             "heredocs": [
                 {"name": h.name, "content": h.content, "expand": h.expand}
