@@ -496,3 +496,11 @@ def test_random_garbage_only_ever_raises_dockerfile_errors() -> None:
                 stages(parse(text, strict=strict))
             except SlimageError:
                 pass
+
+
+def test_line_over_64k_is_rejected_like_buildkit() -> None:
+    ok = "FROM a\nRUN echo " + "x" * 60000 + "\n"
+    assert len(parse(ok).instructions) == 2
+    with pytest.raises(DockerfileError, match="line greater than max allowed size") as info:
+        parse("FROM a\n\nRUN echo " + "é" * 40000 + "\n")  # 80 KB of UTF-8
+    assert info.value.line == 3

@@ -494,6 +494,21 @@ def _locate(lines: list[str], start: int, end: int, needle: str | None) -> tuple
     return start, 1
 
 
+_MAX_LINE = 64 * 1024  # Go's bufio.MaxScanTokenSize, which BuildKit's scanner keeps
+
+
+def _check_line_lengths(lines: list[str], path: str) -> None:
+    """BuildKit's line scanner fails on a physical line over 64 KiB; so does docker build."""
+    for no, raw in enumerate(lines, 1):
+        if len(raw) > _MAX_LINE // 4 and len(raw.encode("utf-8", "surrogateescape")) > _MAX_LINE:
+            raise DockerfileError(
+                f"dockerfile line greater than max allowed size of {_MAX_LINE - 1}",
+                file=path,
+                line=no,
+                col=1,
+            )
+
+
 def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Dockerfile:
     """Parse Dockerfile text.
 
@@ -503,6 +518,8 @@ def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Docker
     """
     lines = split_lines(text)
     n = len(lines)
+    if n and max(map(len, lines)) > _MAX_LINE // 4:
+        _check_line_lengths(lines, path)
     esc = "\\"
     directives = Directives()
     directive_done = False
