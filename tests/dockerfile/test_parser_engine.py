@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from slimage.dockerfile import expand_args, parse, stages
-from slimage.dockerfile.commands import key_values
+from slimage.dockerfile.commands import cmdline, healthcheck, key_values, prepends_shell
 from slimage.dockerfile.stages import arg_pairs
 
 DOCKERFILE = r"""FROM scratch
@@ -101,3 +102,74 @@ def test_expansion_matches_the_engine(tmp_path: Path, docker_engine: str) -> Non
     assert ours["User"] == engine["User"]
     assert ours["StopSignal"] == engine["StopSignal"]
     assert ours["ExposedPorts"] == set(engine["ExposedPorts"])
+
+
+FORMS = """\
+# escape=`
+FROM scratch
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+LABEL a=one `
+# a comment inside the continuation
+    b=two
+
+LABEL c="C:\\path" d=x`
+y `
+
+  e=z
+ONBUILD RUN echo hi
+onbuild  COPY --from=x a b
+ENTRYPOINT ['single', 'quoted']
+CMD [ "exec",\t"form" ]
+HEALTHCHECK --interval=1m30s --timeout=3s --retries=2 CMD curl -f http://localhost/ || exit 1
+STOPSIGNAL 9
+"""
+
+
+def our_forms(text: str) -> dict[str, object]:
+    """Config fields that depend on parsing alone: exec vs shell form (with the JSON
+    fallback), SHELL, continuations with comments and empty lines, a backtick escape,
+    ONBUILD triggers and HEALTHCHECK options."""
+    df = parse(text)
+    shell = ["/bin/sh", "-c"]
+    out: dict[str, object] = {"Labels": {}, "OnBuild": []}
+    for inst in df.instructions[1:]:
+        if inst.cmd == "shell":
+            shell = cmdline(inst)
+            out["Shell"] = shell
+        elif inst.cmd in ("cmd", "entrypoint"):
+            key = "Cmd" if inst.cmd == "cmd" else "Entrypoint"
+            out[key] = (shell + cmdline(inst)) if prepends_shell(inst) else cmdline(inst)
+        elif inst.cmd == "label":
+            out["Labels"].update(key_values(inst, {}, df.escape))  # type: ignore[attr-defined]
+        elif inst.cmd == "onbuild":
+            out["OnBuild"].append(re.sub(r"(?i)^\s*ONBUILD\s*", "", inst.original))  # type: ignore[attr-defined]
+        elif inst.cmd == "healthcheck":
+            out["Healthcheck"] = healthcheck(inst)
+        elif inst.cmd == "stopsignal":
+            out["StopSignal"] = inst.value[0]
+    return out
+
+
+@pytest.mark.docker
+def test_forms_match_the_engine(tmp_path: Path, docker_engine: str) -> None:
+    (tmp_path / "Dockerfile").write_text(FORMS)
+    tag = f"slimage-test/forms-{uuid.uuid4().hex[:12]}"
+    env = dict(os.environ, DOCKER_BUILDKIT="0")
+    subprocess.run(
+        [docker_engine, "build", "-q", "--network", "host", "-t", tag, str(tmp_path)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    try:
+        out = subprocess.run(
+            [docker_engine, "image", "inspect", tag, "--format", "{{json .Config}}"],
+            check=True,
+            capture_output=True,
+        ).stdout
+    finally:
+        subprocess.run([docker_engine, "rmi", tag], capture_output=True)
+    engine = json.loads(out)
+    ours = our_forms(FORMS)
+    for key in ("Shell", "Entrypoint", "Cmd", "Labels", "OnBuild", "Healthcheck", "StopSignal"):
+        assert ours[key] == engine[key], key
