@@ -15,6 +15,7 @@ import csv
 import difflib
 import re
 
+from slimage.dockerfile.expand import ExpansionError
 from slimage.dockerfile.model import Dockerfile, Instruction
 from slimage.dockerfile.parser import KNOWN_INSTRUCTIONS, go_quote, parse_heredoc
 from slimage.errors import DockerfileError
@@ -169,7 +170,7 @@ def _sources_and_dest(inst: Instruction, name: str) -> None:
 def parse_heredoc_safe(word: str) -> object | None:
     try:
         return parse_heredoc(word)
-    except Exception:  # noqa: BLE001 - an unparsable word is simply not a heredoc
+    except ExpansionError:  # an unbalanced quote: not a heredoc word
         return None
 
 
