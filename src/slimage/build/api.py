@@ -134,9 +134,13 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
     with _cleanup_on_signal():
         for idx in pl.order:
             stage = pl.stages[idx]
-            ex = StageExecutor(settings, stage, resolve_stage, pl.meta_args, df.escape, str(df_path))
+            ex = StageExecutor(
+                settings, stage, resolve_stage, pl.meta_args, df.escape, str(df_path)
+            )
             steps += 1
-            progress.step(f"[{stage.label} 1/{len(stage.instructions) + 1}] {stage.from_inst.original}")
+            progress.step(
+                f"[{stage.label} 1/{len(stage.instructions) + 1}] {stage.from_inst.original}"
+            )
             ex.start()
             progress.done()
             insts = ex.onbuild_triggers() + stage.instructions
@@ -148,7 +152,9 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
             done[idx] = ex.state
         del total, cached_before
         final = done[pl.target]
-        manifest, config = final.build(final.last_created() or rfc3339(epoch if epoch is not None else time.time()))
+        manifest, config = final.build(
+            final.last_created() or rfc3339(epoch if epoch is not None else time.time())
+        )
         store.put_bytes(config.raw, config.digest)
         from slimage.oci.digest import sha256_digest
 
@@ -160,7 +166,10 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         from slimage.build.outputs import export
 
         outputs = export(store, mdigest, opts.outputs, load=opts.load, tags=opts.tags)
-    progress.info(f"writing image {config.digest} done" + (f"; naming to {', '.join(opts.tags)}" if opts.tags else ""))
+    progress.info(
+        f"writing image {config.digest} done"
+        + (f"; naming to {', '.join(opts.tags)}" if opts.tags else "")
+    )
     return BuildResult(
         image_id=config.digest,
         manifest_digest=mdigest,

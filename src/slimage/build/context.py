@@ -7,7 +7,6 @@ key, so editing one file rebuilds from the first step that reads it.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import re
@@ -15,6 +14,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from slimage.dockerfile.dockerignore import DockerIgnore, load_ignore_patterns
 from slimage.errors import BuildError
 
 
@@ -56,49 +56,6 @@ def _go_glob_regex(pattern: str) -> str:
     return "".join(out)
 
 
-class IgnoreMatcher:
-    """`.dockerignore` rules (moby patternmatcher): last match wins, `!` re-includes, and a
-    pattern that matches a parent dir excludes everything under it."""
-
-    # TEMP until the Dockerfile frontend's dockerignore module lands.
-
-    def __init__(self, patterns: list[str]):
-        self.rules: list[tuple[bool, re.Pattern[str]]] = []
-        for raw in patterns:
-            p = raw.strip()
-            if not p or p.startswith("#"):
-                continue
-            exclude = not p.startswith("!")
-            if not exclude:
-                p = p[1:].strip()
-            p = os.path.normpath(p).lstrip("/")
-            if p in (".", ""):
-                continue
-            self.rules.append((exclude, re.compile("^" + _go_glob_regex(p) + "$")))
-
-    @classmethod
-    def from_context(cls, context: Path, dockerfile: Path | None = None) -> IgnoreMatcher:
-        candidates = []
-        if dockerfile is not None:
-            candidates.append(Path(str(dockerfile) + ".dockerignore"))
-        candidates.append(context / ".dockerignore")
-        for c in candidates:
-            if c.is_file():
-                return cls(c.read_text().splitlines())
-        return cls([])
-
-    def ignored(self, rel: str) -> bool:
-        if not self.rules:
-            return False
-        parts = rel.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        result = False
-        for exclude, rx in self.rules:
-            if any(rx.match(p) for p in prefixes):
-                result = exclude
-        return result
-
-
 def has_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
@@ -116,8 +73,12 @@ class BuildContext:
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise BuildError(f"build context {root} is not a directory")
-        self.ignore = IgnoreMatcher.from_context(self.root, dockerfile)
+        self.ignore = DockerIgnore(load_ignore_patterns(self.root, dockerfile))
         self._digests: dict[str, str] = {}
+
+    def ignored(self, rel: str) -> bool:
+        """Left out by .dockerignore (BuildKit's rules, from slimage.dockerfile)."""
+        return bool(self.ignore) and self.ignore.matches(rel)
 
     def _inside(self, rel: str) -> Path:
         norm = os.path.normpath("/" + rel).lstrip("/")
@@ -131,12 +92,14 @@ class BuildContext:
         """The files a COPY source names: a path or a glob, minus .dockerignore'd ones."""
         raw = pattern
         norm = os.path.normpath("/" + pattern).lstrip("/")
-        if pattern.replace("\\", "/").startswith("../") or "/../" in "/" + pattern.replace("\\", "/"):
+        if pattern.replace("\\", "/").startswith("../") or "/../" in "/" + pattern.replace(
+            "\\", "/"
+        ):
             if os.path.normpath(pattern).startswith(".."):
                 raise BuildError(f"COPY source {raw!r} is outside the build context")
         if not has_glob(norm):
             path = self._inside(norm)
-            if not os.path.lexists(path) or (norm and self.ignore.ignored(norm)):
+            if not os.path.lexists(path) or (norm and self.ignored(norm)):
                 raise BuildError(f'failed to compute cache key: "/{norm}": not found')
             return [Source(norm, path)]
         rx = re.compile("^" + _go_glob_regex(norm) + "$")
@@ -148,7 +111,7 @@ class BuildContext:
             level = reldir.count("/") + 1 if reldir else 0
             for name in sorted(dirnames + filenames):
                 rel = f"{reldir}/{name}" if reldir else name
-                if rx.match(rel) and not self.ignore.ignored(rel):
+                if rx.match(rel) and not self.ignored(rel):
                     found.append(Source(rel, self.root / rel))
             if level >= depth and "**" not in norm:
                 dirnames[:] = []
@@ -162,28 +125,26 @@ class BuildContext:
         out: list[str] = []
         if not src.path.is_dir() or src.path.is_symlink() and not os.path.isdir(src.path):
             return out
-        base = src.rel
         for dirpath, dirnames, filenames in os.walk(src.path):
             reldir = os.path.relpath(dirpath, self.root)
             reldir = "" if reldir == "." else reldir
             keep = []
             for d in sorted(dirnames):
                 rel = f"{reldir}/{d}" if reldir else d
-                if self.ignore.ignored(rel) and not self._has_exception_under(rel):
+                if self.ignored(rel) and not self._has_exception_under(rel):
                     continue
                 keep.append(d)
-                if not self.ignore.ignored(rel):
+                if not self.ignored(rel):
                     out.append(rel)
             dirnames[:] = keep
             for f in sorted(filenames):
                 rel = f"{reldir}/{f}" if reldir else f
-                if not self.ignore.ignored(rel):
+                if not self.ignored(rel):
                     out.append(rel)
-        del base
         return sorted(out)
 
     def _has_exception_under(self, rel: str) -> bool:
-        return any(not exclude for exclude, _ in self.ignore.rules)
+        return self.ignore.exclusions
 
     def digest(self, src: Source) -> str:
         """Content digest of a source (file or tree): names, types, modes, contents."""
@@ -213,4 +174,4 @@ def _file_digest(path: Path, st: os.stat_result) -> str:
     return h.hexdigest()
 
 
-__all__ = ["BuildContext", "IgnoreMatcher", "Source", "fnmatch", "has_glob"]
+__all__ = ["BuildContext", "Source", "has_glob"]

@@ -12,10 +12,8 @@ import copy
 import os
 import posixpath
 import re
-import shutil
 import stat
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -133,7 +131,9 @@ class StageState:
         data["rootfs"] = {"type": "layers", "diff_ids": list(self.diff_ids)}
         config = ImageConfig.from_data(data)
         ctype = mt.DOCKER_CONFIG if self.docker_types else mt.OCI_CONFIG
-        manifest = Manifest.build(Descriptor(ctype, config.digest, len(config.raw)), self.layers, docker=self.docker_types)
+        manifest = Manifest.build(
+            Descriptor(ctype, config.digest, len(config.raw)), self.layers, docker=self.docker_types
+        )
         return manifest, config
 
 
@@ -231,7 +231,9 @@ class StageExecutor:
         return expand_word(word, self.state.expand_env(), self.escape)
 
     def _meta(self, created_by: str) -> None:
-        created = self.s.now() if self.s.source_date_epoch is not None else self.state.last_created()
+        created = (
+            self.s.now() if self.s.source_date_epoch is not None else self.state.last_created()
+        )
         entry: dict[str, Any] = {}
         if created:
             entry["created"] = created
@@ -264,7 +266,13 @@ class StageExecutor:
         with self.s.layerdirs.workspace(lowers) as ws:
             action(ws)
             ws.unmount()
-            info = _store_upper(self.s.store, ws.upper, self.s.source_date_epoch, self.s.compression, self.state.docker_types)
+            info = _store_upper(
+                self.s.store,
+                ws.upper,
+                self.s.source_date_epoch,
+                self.s.compression,
+                self.state.docker_types,
+            )
             self.s.layerdirs.adopt(info.diff_id, ws.upper)
         entry = CacheEntry(
             info.diff_id,
@@ -284,7 +292,9 @@ class StageExecutor:
         cmd = inst.cmd
         handler = getattr(self, f"do_{cmd}", None)
         if handler is None:
-            raise BuildError(f"{self.path}:{inst.start_line}: unknown instruction {inst.keyword or cmd}")
+            raise BuildError(
+                f"{self.path}:{inst.start_line}: unknown instruction {inst.keyword or cmd}"
+            )
         layered = cmd in ("run", "copy", "add", "workdir")
         self.s.progress.step(f"[{label}] {inst.original}")
         try:
@@ -314,7 +324,9 @@ class StageExecutor:
         pairs = []
         v = inst.value
         for i in range(0, len(v) - 2, 3):
-            pairs.append((expand_word(v[i], env, self.escape), expand_word(v[i + 1], env, self.escape)))
+            pairs.append(
+                (expand_word(v[i], env, self.escape), expand_word(v[i + 1], env, self.escape))
+            )
         labels = dict(self.state.config.get("Labels") or {})
         for k, val in pairs:
             labels[k] = val
@@ -344,7 +356,9 @@ class StageExecutor:
             if k not in self.state.arg_order:
                 self.state.arg_order.append(k)
             texts.append(word if not eq else f"{k}={v}")
-        self.state.key = step_key(self.state.key, "ARG", [(k, self.state.args[k]) for k in self.state.arg_order])
+        self.state.key = step_key(
+            self.state.key, "ARG", [(k, self.state.args[k]) for k in self.state.arg_order]
+        )
         self._meta("ARG " + " ".join(texts))
 
     def do_user(self, inst: Instruction) -> None:
@@ -369,7 +383,9 @@ class StageExecutor:
     def do_volume(self, inst: Instruction) -> None:
         vols = [self._x(v) for v in inst.value if v.strip()]
         if not vols:
-            raise BuildError(f"{self.path}:{inst.start_line}: VOLUME specified can not be an empty string")
+            raise BuildError(
+                f"{self.path}:{inst.start_line}: VOLUME specified can not be an empty string"
+            )
         volumes = dict(self.state.config.get("Volumes") or {})
         for v in vols:
             volumes[v] = {}
@@ -385,7 +401,9 @@ class StageExecutor:
 
     def do_shell(self, inst: Instruction) -> None:
         if not inst.json:
-            raise BuildError(f"{self.path}:{inst.start_line}: SHELL requires the arguments to be in JSON form")
+            raise BuildError(
+                f"{self.path}:{inst.start_line}: SHELL requires the arguments to be in JSON form"
+            )
         self.state.config["Shell"] = list(inst.value)
         self.state.key = step_key(self.state.key, "SHELL", inst.value)
         self._meta("SHELL " + hist.v_list(inst.value))
@@ -394,7 +412,9 @@ class StageExecutor:
         return list(self.state.config.get("Shell") or DEFAULT_SHELL)
 
     def do_cmd(self, inst: Instruction) -> None:
-        args = list(inst.value) if inst.json else self._shell() + [inst.value[0] if inst.value else ""]
+        args = (
+            list(inst.value) if inst.json else self._shell() + [inst.value[0] if inst.value else ""]
+        )
         self.state.config["Cmd"] = args
         self.state.config["ArgsEscaped"] = True
         self.state.cmd_set = True
@@ -402,7 +422,9 @@ class StageExecutor:
         self._meta("CMD " + hist.q_list(args))
 
     def do_entrypoint(self, inst: Instruction) -> None:
-        args = list(inst.value) if inst.json else self._shell() + [inst.value[0] if inst.value else ""]
+        args = (
+            list(inst.value) if inst.json else self._shell() + [inst.value[0] if inst.value else ""]
+        )
         self.state.config["Entrypoint"] = args
         self.state.config["ArgsEscaped"] = True
         if not self.state.cmd_set:
@@ -416,7 +438,9 @@ class StageExecutor:
             health: dict[str, Any] = {"Test": ["NONE"]}
         else:
             if not v or v[0].upper() != "CMD":
-                raise BuildError(f"{self.path}:{inst.start_line}: HEALTHCHECK: unknown type, use CMD or NONE")
+                raise BuildError(
+                    f"{self.path}:{inst.start_line}: HEALTHCHECK: unknown type, use CMD or NONE"
+                )
             test = ["CMD", *v[1:]] if inst.json else ["CMD-SHELL", v[1] if len(v) > 1 else ""]
             health = {"Test": test}
             for flag, key in (
@@ -448,7 +472,11 @@ class StageExecutor:
     def do_workdir(self, inst: Instruction) -> None:
         path = self._x(inst.value[0])
         cur = self.state.config.get("WorkingDir") or "/"
-        wd = posixpath.normpath(posixpath.join(cur, path)) if not path.startswith("/") else posixpath.normpath(path)
+        wd = (
+            posixpath.normpath(posixpath.join(cur, path))
+            if not path.startswith("/")
+            else posixpath.normpath(path)
+        )
         if wd.startswith("//"):
             wd = wd[1:]
         self.state.config["WorkingDir"] = wd
@@ -486,7 +514,9 @@ class StageExecutor:
     def _copy(self, inst: Instruction, *, add: bool) -> None:
         words = list(inst.value)
         if len(words) < 2:
-            raise BuildError(f"{self.path}:{inst.start_line}: {inst.cmd.upper()} requires at least two arguments")
+            raise BuildError(
+                f"{self.path}:{inst.start_line}: {inst.cmd.upper()} requires at least two arguments"
+            )
         env = self.state.expand_env()
         heredocs = {h.name: h for h in inst.heredocs}
         srcs_raw, dest_raw = words[:-1], words[-1]
@@ -565,7 +595,18 @@ class StageExecutor:
                 context_owner=from_ref is None,
             )
             if from_ref:
-                self._copy_from(ws, from_state, from_image, srcs, dest_abs, dest_is_dir or multi, opts, duid, dgid, inst)
+                self._copy_from(
+                    ws,
+                    from_state,
+                    from_image,
+                    srcs,
+                    dest_abs,
+                    dest_is_dir or multi,
+                    opts,
+                    duid,
+                    dgid,
+                    inst,
+                )
                 return
             for s in srcs:
                 hname = s[2:].lstrip("-").strip("'\"") if s.startswith("<<") else None
@@ -590,7 +631,18 @@ class StageExecutor:
                     self._add_url(root, s, dest_abs, dest_is_dir, duid, dgid, chmod, inst)
                     continue
                 for src in self.s.context.resolve(s):
-                    self._copy_one(root, str(src.path), posixpath.basename(src.rel) or ".", dest_abs, dest_is_dir or multi, opts, duid, dgid, add=add, from_context=True)
+                    self._copy_one(
+                        root,
+                        str(src.path),
+                        posixpath.basename(src.rel) or ".",
+                        dest_abs,
+                        dest_is_dir or multi,
+                        opts,
+                        duid,
+                        dgid,
+                        add=add,
+                        from_context=True,
+                    )
 
         self._layer_step(key, created_by, action)
 
@@ -614,7 +666,7 @@ class StageExecutor:
 
             def ignore(p: str) -> bool:
                 rel = os.path.relpath(p, ctx.root)
-                return ctx.ignore.ignored(rel)
+                return ctx.ignored(rel)
 
         copier = Copier(opts, skip=ignore)
         st = os.stat(src_path)  # the named source itself is followed
@@ -659,11 +711,15 @@ class StageExecutor:
             for s in srcs:
                 matches = _glob_in_root(sroot, s)
                 if not matches:
-                    raise BuildError(f'{self.path}:{inst.start_line}: failed to compute cache key: "{s}": not found')
+                    raise BuildError(
+                        f'{self.path}:{inst.start_line}: failed to compute cache key: "{s}": not found'
+                    )
                 for cpath in matches:
                     host = resolve_in_root(sroot, cpath)
                     if not os.path.lexists(host):
-                        raise BuildError(f'{self.path}:{inst.start_line}: failed to compute cache key: "{cpath}": not found')
+                        raise BuildError(
+                            f'{self.path}:{inst.start_line}: failed to compute cache key: "{cpath}": not found'
+                        )
                     self._copy_one(
                         str(ws.merged),
                         host,
@@ -678,7 +734,15 @@ class StageExecutor:
                     )
 
     def _add_url(
-        self, root: str, url: str, dest_abs: str, dest_is_dir: bool, uid: int, gid: int, chmod: int | None, inst: Instruction
+        self,
+        root: str,
+        url: str,
+        dest_abs: str,
+        dest_is_dir: bool,
+        uid: int,
+        gid: int,
+        chmod: int | None,
+        inst: Instruction,
     ) -> None:
         import hashlib
 
@@ -693,7 +757,9 @@ class StageExecutor:
             algo, _, want = checksum.partition(":")
             got = hashlib.new(algo, data).hexdigest()
             if got != want:
-                raise BuildError(f"{self.path}:{inst.start_line}: ADD {url}: digest mismatch {algo}:{got}: expected {checksum}")
+                raise BuildError(
+                    f"{self.path}:{inst.start_line}: ADD {url}: digest mismatch {algo}:{got}: expected {checksum}"
+                )
         name = posixpath.basename(urllib.parse.urlparse(url).path) or "index.html"
         target_c = posixpath.join(dest_abs, name) if dest_is_dir else dest_abs
         mkdir_p(root, posixpath.dirname(target_c), uid, gid)
@@ -716,7 +782,9 @@ class StageExecutor:
         elif inst.heredocs:
             cmdline = inst.value[0] if inst.value else ""
             h0 = inst.heredocs[0]
-            if len(inst.heredocs) == 1 and re.fullmatch(r"<<-?['\"]?" + re.escape(h0.name) + r"['\"]?", cmdline.strip()):
+            if len(inst.heredocs) == 1 and re.fullmatch(
+                r"<<-?['\"]?" + re.escape(h0.name) + r"['\"]?", cmdline.strip()
+            ):
                 args = shell + [h0.text()]
             else:
                 script = cmdline + "\n" + "".join(h.content + h.name + "\n" for h in inst.heredocs)
@@ -742,7 +810,13 @@ class StageExecutor:
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={u.home}")
             req = RunRequest(args, env, cwd, u.uid, u.gid, u.additional_gids, network, mounts)
-            run_in(ws.merged, ws.path / "bundle", req, runtime=self.s.runtime, on_output=self.s.progress.output)
+            run_in(
+                ws.merged,
+                ws.path / "bundle",
+                req,
+                runtime=self.s.runtime,
+                on_output=self.s.progress.output,
+            )
 
         self._layer_step(key, created_by, action)
 
@@ -759,7 +833,9 @@ class StageExecutor:
                 src = self.s.secrets.get(sid)
                 if src is None:
                     if m.get("required") in ("true", "1"):
-                        raise BuildError(f"{self.path}:{inst.start_line}: secret {sid} not provided (use --secret id={sid},src=FILE)")
+                        raise BuildError(
+                            f"{self.path}:{inst.start_line}: secret {sid} not provided (use --secret id={sid},src=FILE)"
+                        )
                     continue
                 mounts.append(bind(str(src), target, readonly=True))
                 keyparts.append(["secret", sid, target])  # never the content
@@ -769,7 +845,12 @@ class StageExecutor:
                 cid = m.get("id") or target
                 import hashlib
 
-                d = self.s.store.root / "build-mounts" / "cache" / hashlib.sha256(cid.encode()).hexdigest()[:32]
+                d = (
+                    self.s.store.root
+                    / "build-mounts"
+                    / "cache"
+                    / hashlib.sha256(cid.encode()).hexdigest()[:32]
+                )
                 if not d.exists():
                     d.mkdir(parents=True)
                     mode = int(m.get("mode", "755"), 8)
@@ -778,14 +859,27 @@ class StageExecutor:
                 mounts.append(bind(str(d), target))
                 keyparts.append(["cache", target])
             elif mtype == "tmpfs":
-                mounts.append({"destination": target, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
+                mounts.append(
+                    {
+                        "destination": target,
+                        "type": "tmpfs",
+                        "source": "tmpfs",
+                        "options": ["nosuid", "nodev"],
+                    }
+                )
                 keyparts.append(["tmpfs", target])
             elif mtype == "bind":
                 source = m.get("source") or m.get("src") or "/"
                 frm = m.get("from")
                 if frm:
-                    raise BuildError(f"{self.path}:{inst.start_line}: RUN --mount=type=bind,from= is not supported yet")
-                src = self.s.context.resolve(source.lstrip("/") or ".")[0] if source.strip("/") else None
+                    raise BuildError(
+                        f"{self.path}:{inst.start_line}: RUN --mount=type=bind,from= is not supported yet"
+                    )
+                src = (
+                    self.s.context.resolve(source.lstrip("/") or ".")[0]
+                    if source.strip("/")
+                    else None
+                )
                 path = src.path if src else self.s.context.root
                 mounts.append(bind(str(path), target, readonly=m.get("rw") not in ("true", "1")))
                 keyparts.append(["bind", target, self.s.context.digest(src) if src else "ctx"])
@@ -813,18 +907,36 @@ def _is_url(s: str) -> bool:
 def _is_archive(path: str) -> bool:
     with open(path, "rb") as fh:
         head = fh.read(512)
-    if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x28\xb5\x2f\xfd":
+    if (
+        head[:2] == b"\x1f\x8b"
+        or head[:3] == b"BZh"
+        or head[:6] == b"\xfd7zXZ\x00"
+        or head[:4] == b"\x28\xb5\x2f\xfd"
+    ):
         return True
     return len(head) >= 262 and head[257:262] == b"ustar"
 
 
 def _extract_archive(path: str, dest: str) -> None:
     res = subprocess.run(
-        ["tar", "-x", "-f", path, "-C", dest, "--numeric-owner", "--same-owner", "-p", "--no-overwrite-dir"],
+        [
+            "tar",
+            "-x",
+            "-f",
+            path,
+            "-C",
+            dest,
+            "--numeric-owner",
+            "--same-owner",
+            "-p",
+            "--no-overwrite-dir",
+        ],
         capture_output=True,
     )
     if res.returncode != 0:
-        raise BuildError(f"ADD {os.path.basename(path)}: {res.stderr.decode(errors='replace').strip()[:200]}")
+        raise BuildError(
+            f"ADD {os.path.basename(path)}: {res.stderr.decode(errors='replace').strip()[:200]}"
+        )
 
 
 def _glob_in_root(root: str, pattern: str) -> list[str]:
@@ -835,7 +947,7 @@ def _glob_in_root(root: str, pattern: str) -> list[str]:
         return [pat]
     parts = [p for p in pat.split("/") if p]
     results = ["/"]
-    for i, comp in enumerate(parts):
+    for _i, comp in enumerate(parts):
         nxt = []
         for base in results:
             host = resolve_in_root(root, base)
@@ -864,33 +976,19 @@ def open_base(store: Store, name: str) -> Image:
         ) from None
 
 
-def _store_upper(store: Store, upper: Path, epoch: int | None, compression: str, docker_types: bool):  # type: ignore[no-untyped-def]
-    """Stream the upper dir as a tar straight into the store (hash + compress in one pass)."""
-    from slimage.build._temp_layers import write_upper_tar
+def _store_upper(
+    store: Store, upper: Path, epoch: int | None, compression: str, docker_types: bool
+):  # type: ignore[no-untyped-def]
+    """Stream the upper dir as a layer tar straight into the store (hash + compress in
+    one pass): overlay whiteouts become `.wh.` entries, opaque dirs `.wh..wh..opq`."""
+    from slimage.layers.writer import stream_tree
     from slimage.store.images import store_layer_tar
 
-    r, w = os.pipe()
-    err: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            with os.fdopen(w, "wb", buffering=1 << 20) as out:
-                write_upper_tar(upper, out.write, clamp_mtime=epoch)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            err.append(exc)
-
-    t = threading.Thread(target=produce, daemon=True)
-    t.start()
-    with os.fdopen(r, "rb", buffering=1 << 20) as stream:
-        try:
-            info = store_layer_tar(store, stream, compression=compression, docker_types=docker_types)
-        finally:
-            while stream.read(1 << 20):
-                pass
-            t.join()
-    if err:
-        raise BuildError(f"could not archive the step's changes: {err[0]}")
-    return info
+    stream = stream_tree(upper, overlay_upper=True, epoch=epoch)
+    try:
+        return store_layer_tar(store, stream, compression=compression, docker_types=docker_types)
+    finally:
+        stream.close()
 
 
-__all__ = ["BuildSettings", "StageExecutor", "StageState", "open_base", "shutil"]
+__all__ = ["BuildSettings", "StageExecutor", "StageState", "open_base"]

@@ -67,7 +67,17 @@ def _frac(value: int, unit: int) -> str:
 def go_quote_rune(n: int) -> str:
     """Go's `%q` of an int (a rune literal): 2 -> '\\x02', 65 -> 'A'."""
     ch = chr(n)
-    named = {7: "\\a", 8: "\\b", 12: "\\f", 10: "\\n", 13: "\\r", 9: "\\t", 11: "\\v", 39: "\\'", 92: "\\\\"}
+    named = {
+        7: "\\a",
+        8: "\\b",
+        12: "\\f",
+        10: "\\n",
+        13: "\\r",
+        9: "\\t",
+        11: "\\v",
+        39: "\\'",
+        92: "\\\\",
+    }
     if n in named:
         return f"'{named[n]}'"
     if ch.isprintable():

@@ -1,8 +1,9 @@
 """Where a finished build goes besides the store: `--output type=oci|docker,dest=...` and
-`--load` into a running Docker engine."""
+`--load` into a running Docker engine (all through slimage.transports)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from slimage.errors import UsageError
@@ -16,28 +17,46 @@ def parse_output(text: str) -> dict[str, str]:
         if not eq:
             raise UsageError(f"--output {text!r}: expected key=value pairs (type=oci,dest=DIR)")
         out[k.strip()] = v.strip()
-    if out.get("type") not in ("oci", "docker", "image", "registry") or (out.get("type") in ("oci", "docker") and not out.get("dest")):
+    if out.get("type") not in ("oci", "docker") or not out.get("dest"):
         raise UsageError(f"--output {text!r}: use type=oci,dest=DIR or type=docker,dest=FILE")
     return out
 
 
-def export(store: Store, manifest_digest: str, outputs: list[str], *, load: bool, tags: list[str]) -> list[str]:
-    from slimage.build import _temp_archive as arch
+def check_outputs(outputs: list[str]) -> None:
+    """Validate before building, so a typo does not waste a build."""
+    for text in outputs:
+        parse_output(text)
 
+
+def export(
+    store: Store, manifest_digest: str, outputs: list[str], *, load: bool, tags: list[str]
+) -> list[str]:
+    from slimage.store.images import open_image
+
+    image = open_image(store, manifest_digest)
     done = []
     for text in outputs:
         spec = parse_output(text)
+        dest = Path(spec["dest"])
         if spec["type"] == "oci":
-            arch.write_oci_layout(store, manifest_digest, Path(spec["dest"]), tags)
-            done.append(f"oci:{spec['dest']}")
-        elif spec["type"] == "docker":
-            dest = Path(spec["dest"])
+            from slimage.transports.oci_layout import write_layout
+
+            write_layout(dest, [(image, tags[0] if tags else None)])
+            done.append(f"oci:{dest}")
+        else:
+            from slimage.transports.docker_archive import write_archive
+
             tmp = dest.with_name(dest.name + ".part")
-            with open(tmp, "wb") as fh:
-                arch.write_docker_archive(store, manifest_digest, fh, tags)
-            tmp.replace(dest)
+            try:
+                with open(tmp, "wb") as fh:
+                    write_archive(fh, [(image, list(tags))])
+                os.replace(tmp, dest)
+            finally:
+                tmp.unlink(missing_ok=True)
             done.append(f"docker-archive:{dest}")
     if load:
-        arch.docker_load(store, manifest_digest, tags)
+        from slimage.transports.docker_engine import load_into_engine
+
+        load_into_engine(image, list(tags))
         done.append("docker-daemon")
     return done

@@ -47,7 +47,9 @@ def _parse_kv_flags(text: str) -> dict[str, str]:
     return out
 
 
-def plan(df: Dockerfile, *, target: str | None = None, build_args: Mapping[str, str] | None = None) -> Plan:
+def plan(
+    df: Dockerfile, *, target: str | None = None, build_args: Mapping[str, str] | None = None
+) -> Plan:
     build_args = dict(build_args or {})
     meta: dict[str, str | None] = {}
     stages: list[PlannedStage] = []
@@ -56,7 +58,9 @@ def plan(df: Dockerfile, *, target: str | None = None, build_args: Mapping[str, 
             words = list(inst.value)
             if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
                 raise DockerfileError(
-                    "FROM requires either one or three arguments", file=df.path, line=inst.start_line
+                    "FROM requires either one or three arguments",
+                    file=df.path,
+                    line=inst.start_line,
                 )
             env = {k: v for k, v in meta.items() if v is not None}
             base = expand_word(words[0], env, df.escape)

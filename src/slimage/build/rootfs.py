@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from slimage.build import _temp_layers
 from slimage.image import Layer
 from slimage.runtime import overlay
 from slimage.store.store import Store
@@ -40,8 +39,10 @@ class LayerDirs:
             return dest
         tmp = self.base / f".tmp-{uuid.uuid4().hex[:12]}"
         try:
-            with layer.open_tar() as stream:
-                _temp_layers.extract_overlay(stream, tmp)
+            from slimage.layers.extract import extract_layer
+
+            with contextlib.closing(layer.open_tar()) as stream:
+                extract_layer(stream, tmp, mode="overlay", label=f"layer {layer.diff_id}")
             try:
                 os.rename(tmp, dest)
             except OSError:

@@ -92,7 +92,9 @@ def run_in(
         gid=req.gid,
         additional_gids=req.additional_gids,
     )
-    cfg = ocispec.make_spec(str(rootfs), proc, network=req.network, hostname="buildkitsandbox", mounts=mounts)
+    cfg = ocispec.make_spec(
+        str(rootfs), proc, network=req.network, hostname="buildkitsandbox", mounts=mounts
+    )
     bundle_dir.mkdir(parents=True, exist_ok=True)
     (bundle_dir / "config.json").write_text(json.dumps(cfg))
     cid = "slimage-build-" + uuid.uuid4().hex[:12]
@@ -132,14 +134,14 @@ def run_in(
     if rc != 0:
         cmd = " ".join(req.args)
         raise RunFailed(
-            f"process \"{cmd}\" did not complete successfully: exit code: {rc}",
+            f'process "{cmd}" did not complete successfully: exit code: {rc}',
             rc,
             list(tail),
         )
 
 
 def _rm_empty_tree(path: str) -> None:
-    for dirpath, dirnames, filenames in os.walk(path, topdown=False):
+    for dirpath, _dirnames, filenames in os.walk(path, topdown=False):
         for f in filenames:
             if os.path.getsize(os.path.join(dirpath, f)) == 0:
                 os.unlink(os.path.join(dirpath, f))

@@ -72,17 +72,26 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("build", help="build an image from a Dockerfile (daemonless, runc + overlayfs)")
+    p = sub.add_parser(
+        "build", help="build an image from a Dockerfile (daemonless, runc + overlayfs)"
+    )
     p.add_argument("context", help="build context directory")
     p.add_argument("-f", "--file", help="Dockerfile (default: CONTEXT/Dockerfile)")
     p.add_argument("-t", "--tag", action="append", help="name:tag for the result (repeatable)")
     p.add_argument("--target", help="build up to this stage")
     p.add_argument("--build-arg", action="append", metavar="KEY=VALUE")
     p.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    p.add_argument("--network", default="host", choices=["host", "none", "default"], help="RUN networking (default: host)")
+    p.add_argument(
+        "--network",
+        default="host",
+        choices=["host", "none", "default"],
+        help="RUN networking (default: host)",
+    )
     p.add_argument("--runtime", default=None, help="OCI runtime: runc (default) or crun, or a path")
     p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE")
-    p.add_argument("-o", "--output", action="append", metavar="type=oci,dest=DIR|type=docker,dest=FILE")
+    p.add_argument(
+        "-o", "--output", action="append", metavar="type=oci,dest=DIR|type=docker,dest=FILE"
+    )
     p.add_argument("--load", action="store_true", help="also load the image into the Docker engine")
     p.add_argument("--compression", choices=["gzip", "zstd"], default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")

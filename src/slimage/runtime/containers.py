@@ -162,13 +162,21 @@ class Containers:
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={user.home}")
             proc = ocispec.ProcessSpec(
-                plan.args, env, plan.workdir, user.uid, user.gid, user.additional_gids, terminal=opts.tty
+                plan.args,
+                env,
+                plan.workdir,
+                user.uid,
+                user.gid,
+                user.additional_gids,
+                terminal=opts.tty,
             )
             mounts = [
                 ocispec.bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True),
                 ocispec.bind("/etc/hosts", "/etc/hosts", readonly=True),
             ]
-            spec = ocispec.make_spec(str(rootfs), proc, network=opts.network, hostname=cid[:12], mounts=mounts)
+            spec = ocispec.make_spec(
+                str(rootfs), proc, network=opts.network, hostname=cid[:12], mounts=mounts
+            )
             (cdir / "bundle" / "config.json").write_text(json.dumps(spec))
         except BaseException:
             self._teardown(rec)
@@ -228,7 +236,11 @@ class Containers:
             envs.append(f"HOME={u.home}")
         process = {
             "terminal": tty,
-            "user": {"uid": u.uid, "gid": u.gid, **({"additionalGids": u.additional_gids} if u.additional_gids else {})},
+            "user": {
+                "uid": u.uid,
+                "gid": u.gid,
+                **({"additionalGids": u.additional_gids} if u.additional_gids else {}),
+            },
             "args": args,
             "env": envs,
             "cwd": workdir or rec.workdir,

@@ -17,7 +17,13 @@ from pathlib import Path
 from slimage.errors import PermissionRequiredError, RuntimeToolError
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.mount.argtypes = [
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_char_p,
+    ctypes.c_ulong,
+    ctypes.c_char_p,
+]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 MS_RDONLY = 1
 MNT_DETACH = 2
@@ -70,15 +76,22 @@ def mount_overlay(
             _mount("overlay", str(target), "overlay", 0 if upper else MS_RDONLY, opts)
         except RuntimeToolError:
             # Older kernels reject the redirect_dir/index knobs; they default off there.
-            _mount("overlay", str(target), "overlay", 0 if upper else MS_RDONLY,
-                   opts.replace(",index=off,redirect_dir=off", ""))
+            _mount(
+                "overlay",
+                str(target),
+                "overlay",
+                0 if upper else MS_RDONLY,
+                opts.replace(",index=off,redirect_dir=off", ""),
+            )
     finally:
         if old:
             os.chdir(old)
 
 
 def _mount(source: str, target: str, fstype: str, flags: int, data: str) -> None:
-    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() or None, flags, data.encode() or None)
+    rc = _libc.mount(
+        source.encode(), target.encode(), fstype.encode() or None, flags, data.encode() or None
+    )
     if rc != 0:
         err = ctypes.get_errno()
         raise RuntimeToolError(f"mount {fstype or 'bind'} on {target}: {os.strerror(err)}")

@@ -80,8 +80,12 @@ def plan_process(
     envs = merge_env(base, env or [])
     wd = workdir or config.get("WorkingDir") or "/"
     if not wd.startswith("/"):
-        raise SlimageError(f"the working directory '{wd}' is invalid, it needs to be an absolute path")
-    return ProcessPlan(argv, envs, user if user is not None else config.get("User") or "", posixpath.normpath(wd))
+        raise SlimageError(
+            f"the working directory '{wd}' is invalid, it needs to be an absolute path"
+        )
+    return ProcessPlan(
+        argv, envs, user if user is not None else config.get("User") or "", posixpath.normpath(wd)
+    )
 
 
 def find_executable(rootfs: Path, name: str, env: list[str]) -> str | None:
