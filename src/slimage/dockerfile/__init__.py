@@ -9,7 +9,7 @@ Public API (stable for the linter, fixer and builder):
   `expand_heredoc(text, env)`, `ShellLex` (BuildKit's shell lexer)
 - `problems(dockerfile)` / `validate(dockerfile)`: BuildKit's instructions-layer checks
 - `dump(dockerfile)`: BuildKit's `Node.Dump()` text
-- model classes: `Dockerfile`, `Instruction`, `Heredoc`, `Directives`, `Stage`, `Warning`
+- model classes: `Dockerfile`, `Instruction`, `Heredoc`, `Directives`, `Stage`, `ParseWarning`
 - typed views for the builder: `slimage.dockerfile.commands` (cmdline, sources_and_dest,
   key_values, healthcheck) and `slimage.dockerfile.mounts` (parse_mount, mounts_of)
 - `.dockerignore`: see `slimage.dockerfile.dockerignore` (load_ignore_patterns,
@@ -29,7 +29,14 @@ from slimage.dockerfile.expand import (
     expand_word,
     expand_words,
 )
-from slimage.dockerfile.model import Directives, Dockerfile, Heredoc, Instruction, Stage, Warning
+from slimage.dockerfile.model import (
+    Directives,
+    Dockerfile,
+    Heredoc,
+    Instruction,
+    ParseWarning,
+    Stage,
+)
 from slimage.dockerfile.parser import KNOWN_INSTRUCTIONS, parse, parse_file
 from slimage.dockerfile.stages import arg_pairs, global_args, meta_args, platform_args, stages
 from slimage.dockerfile.validate import problems, validate
@@ -44,7 +51,7 @@ __all__ = [
     "Instruction",
     "ShellLex",
     "Stage",
-    "Warning",
+    "ParseWarning",
     "arg_pairs",
     "dump",
     "expand_args",

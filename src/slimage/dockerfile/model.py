@@ -127,7 +127,7 @@ class Directives:
 
 
 @dataclass(slots=True)
-class Warning:
+class ParseWarning:
     """A non-fatal parser finding (BuildKit: empty continuation lines)."""
 
     message: str
@@ -142,7 +142,7 @@ class Dockerfile:
     text: str
     directives: Directives
     instructions: list[Instruction]
-    warnings: list[Warning] = field(default_factory=list)
+    warnings: list[ParseWarning] = field(default_factory=list)
     _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -192,3 +192,7 @@ class Stage:
     def ref(self) -> str:
         """How other stages refer to this one (`COPY --from=<ref>`)."""
         return self.name if self.name is not None else str(self.index)
+
+
+# Backwards-compatible name (it shadows the builtin, so prefer ParseWarning).
+Warning = ParseWarning  # noqa: A001

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from slimage.dockerfile.expand import GO_SPACE, ExpansionError, ShellLex
-from slimage.dockerfile.model import Directives, Dockerfile, Heredoc, Instruction, Warning
+from slimage.dockerfile.model import Directives, Dockerfile, Heredoc, Instruction, ParseWarning
 from slimage.errors import DockerfileError
 
 # BuildKit's reWhitespace: only these five, not Unicode spaces.
@@ -526,7 +526,7 @@ def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Docker
     seen: set[str] = set()
     comments: list[str] = []
     instructions: list[Instruction] = []
-    warnings: list[Warning] = []
+    warnings: list[ParseWarning] = []
 
     def fail(message: str, start: int, end: int, needle: str | None = None) -> DockerfileError:
         line, col = _locate(lines, start, end, needle)
@@ -622,7 +622,7 @@ def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Docker
                 buf.append(token)
             line = "".join(buf)
             if has_empty:
-                warnings.append(Warning(f"Empty continuation line found in: {line}", i))
+                warnings.append(ParseWarning(f"Empty continuation line found in: {line}", i))
 
         try:
             inst = node_from_line(line, esc, comments)
