@@ -348,6 +348,7 @@ class FaultProxy:
                     self.wfile.write(data[:half])
                     self.wfile.flush()
                     proxy._count(self.path, half)
+                    time.sleep(0.3)  # let the client read it: a RST discards unread data
                     if fault.kind == "stall_half":
                         proxy.stall.wait(120)
                     self.connection.setsockopt(

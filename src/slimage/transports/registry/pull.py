@@ -104,8 +104,6 @@ def _download(
     """Stream one blob into the store, verified; resume with Range after a dropped
     connection, start over if the server ignores the Range."""
     path = f"/v2/{repository}/blobs/{desc.digest}"
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
     failures = 0
     writer = store.writer(desc.digest, desc.size)
     try:
@@ -141,10 +139,13 @@ def _download(
                     if cancel.is_set():
                         resp.close()
                         raise _Cancelled()
-                    n = resp.readinto(view)
-                    if not n:
+                    # read1: at most one recv, so a reset loses nothing already read
+                    # (a buffered readinto can fill part of the buffer, then raise).
+                    data = resp.raw.read1(CHUNK)
+                    if not data:
                         break
-                    writer.write(view[:n])
+                    writer.write(data)
+                    n = len(data)
                     blob.bytes_received += n
                     progress.advance(blob, n)
             except TRANSIENT_ERRORS as exc:
