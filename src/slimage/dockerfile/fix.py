@@ -540,7 +540,7 @@ class _Pass:
                         if facts.has_no_recommends(cmd):
                             continue
                         sub, idx = facts.subcommand(cmd.unwrapped())
-                        widx = cmd.argv_index() + (len(cmd.argv()) - len(cmd.unwrapped())) + idx
+                        widx = cmd.unwrap_index() + idx
                         pos = logical.to_file_end(start + cmd.spans[widx][1])
                         self.edits.append(
                             _Edit(

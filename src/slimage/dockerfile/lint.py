@@ -256,7 +256,7 @@ def render_text(results: Sequence[LintResult], *, color: bool | None = None) -> 
             )
             lines.append(f"    [dim]why:[/] {_esc(f.why)}")
             lines.append(
-                f"    [dim]fix:[/] {_esc(f.fix)}{' [green](slimage fix)[/]' if f.fixable else ''}"
+                f"    [dim]fix:[/] {_esc(f.fix)}{' [green](fixable: slimage fix)[/]' if f.fixable else ''}"
             )
     total = sum(len(r.findings) for r in results)
     errors = sum(1 for r in results if r.error is not None)

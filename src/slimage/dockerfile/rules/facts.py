@@ -102,7 +102,7 @@ def pip_installs(script: Script) -> list[tuple[SimpleCommand, int]]:
         argv = cmd.unwrapped()
         if not argv:
             continue
-        offset = len(cmd.words) - len(argv)
+        offset = cmd.unwrap_index()
         prog = argv[0].rsplit("/", 1)[-1]
         start = -1
         if re.fullmatch(r"pip[0-9.]*", prog):

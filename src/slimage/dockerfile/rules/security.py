@@ -80,8 +80,7 @@ def _start_commands(ctx: LintContext) -> Iterator[Instruction]:
     why="the shell becomes PID 1 and does not forward SIGTERM, so `docker stop` waits "
     "10 s then kills the app without a clean shutdown; it also needs /bin/sh, which "
     "distroless images do not have",
-    fix='use the exec (JSON) form: CMD ["node", "server.js"] (`slimage fix` does it when '
-    "no shell feature is used)",
+    fix='use the exec (JSON) form: CMD ["node", "server.js"]',
     fixable=True,
 )
 def shell_form(ctx: LintContext) -> Iterator[Hit]:

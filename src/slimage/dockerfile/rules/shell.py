@@ -26,6 +26,18 @@ _KEYWORDS = frozenset({"if", "then", "else", "elif", "do", "while", "until", "!"
 _CLOSERS = frozenset({"fi", "done", "}", "esac"})
 # Wrappers that run their arguments as a command.
 _WRAPPERS = frozenset({"sudo", "env", "nice", "nohup", "exec", "command", "su-exec", "gosu"})
+_VALUE_OPTS = frozenset({"-u", "-g", "-n", "-C", "-D", "-h", "-p", "-U"})
+# Fast path: scripts without command substitution (the common case) are tokenised by one
+# regular expression; anything else goes through the careful character loop.
+_FAST_TOKEN = re.compile(
+    r"""(?P<blank>[ \t\r\f\v]+|\\\n)"""
+    r"""|(?P<nl>\n)"""
+    r"""|(?P<comment>\#[^\n]*)"""
+    r"""|(?P<redir>[0-9]*(?:&>>|&>|>>|>&|<&|<<<|<<-|<<|<>|>\||>|<))"""
+    r"""|(?P<op>&&|\|\||;;|\|&|;|\||&|\(|\))"""
+    r"""|(?P<word>(?:[^\s'"\\|&;()<>]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+)""",
+    re.S,
+)
 
 
 @dataclass(slots=True)
@@ -42,6 +54,8 @@ class SimpleCommand:
     op: str = ""
     prev_op: str = ""
     redirects: list[str] = field(default_factory=list)
+    _argv_at: int = -1
+    _unwrap_at: int = -1
 
     @property
     def start(self) -> int:
@@ -51,32 +65,45 @@ class SimpleCommand:
     def end(self) -> int:
         return self.spans[-1][1] if self.spans else 0
 
-    def argv(self) -> list[str]:
-        """Words without leading `VAR=x` assignments and shell keywords (`then`, `!`...)."""
+    def _locate(self) -> None:
         words = self.words
-        i = 0
         n = len(words)
+        i = 0
         while i < n and (words[i] in _KEYWORDS or _ASSIGN.match(words[i])):
             i += 1
-        return words[i:] if i else words
+        self._argv_at = i
+        while i < n and words[i] in _WRAPPERS:
+            i += 1
+            while i < n and (words[i].startswith("-") or _ASSIGN.match(words[i])):
+                # `sudo -u user cmd`, `nice -n 5 cmd`: options that take a value.
+                if words[i] in _VALUE_OPTS:
+                    i += 1
+                i += 1
+        self._unwrap_at = min(i, n)
+
+    def argv(self) -> list[str]:
+        """Words without leading `VAR=x` assignments and shell keywords (`then`, `!`...)."""
+        if self._argv_at < 0:
+            self._locate()
+        return self.words[self._argv_at :]
 
     def argv_index(self) -> int:
         """Index in `words` of the first word of `argv()`."""
-        return len(self.words) - len(self.argv())
+        if self._argv_at < 0:
+            self._locate()
+        return self._argv_at
 
     def unwrapped(self) -> list[str]:
         """`argv()` with wrappers (`sudo -E`, `env X=1`, `nice -n 5`) peeled off."""
-        argv = self.argv()
-        i = 0
-        n = len(argv)
-        while i < n and argv[i] in _WRAPPERS:
-            i += 1
-            while i < n and (argv[i].startswith("-") or _ASSIGN.match(argv[i])):
-                # `sudo -u user cmd`, `nice -n 5 cmd`: options that take a value.
-                if argv[i] in ("-u", "-g", "-n", "-C", "-D", "-h", "-p", "-U"):
-                    i += 1
-                i += 1
-        return argv[i:]
+        if self._unwrap_at < 0:
+            self._locate()
+        return self.words[self._unwrap_at :]
+
+    def unwrap_index(self) -> int:
+        """Index in `words` of the first word of `unwrapped()`."""
+        if self._unwrap_at < 0:
+            self._locate()
+        return self._unwrap_at
 
     @property
     def name(self) -> str:
@@ -169,6 +196,90 @@ def _scan_dquote(text: str, pos: int, n: int) -> tuple[int, str]:
 
 def split(text: str) -> Script:
     """Cut a shell script into simple commands (see the module docstring)."""
+    if "$(" not in text and "`" not in text:
+        fast = _split_fast(text)
+        if fast is not None:
+            return fast
+    return _split_slow(text)
+
+
+def _unquote(word: str) -> str:
+    """Quote removal for a word without expansions in it (fast path only)."""
+    out: list[str] = []
+    i = 0
+    n = len(word)
+    while i < n:
+        ch = word[i]
+        if ch == "'":
+            end = word.index("'", i + 1)
+            out.append(word[i + 1 : end])
+            i = end + 1
+        elif ch == '"':
+            end, content = _scan_dquote(word, i, n)
+            out.append(content)
+            i = end
+        elif ch == "\\" and i + 1 < n:
+            if word[i + 1] != "\n":
+                out.append(word[i + 1])
+            i += 2
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
+
+
+def _split_fast(text: str) -> Script | None:
+    commands: list[SimpleCommand] = []
+    cur = SimpleCommand()
+    has_comment = False
+    background = False
+    prev_op = ""
+    pending_redirect = False
+    pos = 0
+    n = len(text)
+    match = _FAST_TOKEN.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            return None
+        kind = m.lastgroup
+        end = m.end()
+        if kind == "word":
+            raw = m.group()
+            quoted = "'" in raw or '"' in raw or "\\" in raw
+            word = _unquote(raw) if quoted else raw
+            if pending_redirect:
+                pending_redirect = False
+                cur.redirects.append(word)
+            elif cur.words or word not in _CLOSERS:
+                cur.words.append(word)
+                cur.spans.append((pos, end))
+                cur.quoted.append(quoted)
+        elif kind == "blank":
+            pass
+        elif kind == "op" or kind == "nl":
+            op = m.group() if kind == "op" else "\n"
+            if op == "&":
+                background = True
+            if cur.words or cur.redirects:
+                cur.op = op
+                cur.prev_op = prev_op
+                commands.append(cur)
+                cur = SimpleCommand()
+            prev_op = op
+        elif kind == "redir":
+            cur.redirects.append(m.group())
+            pending_redirect = True
+        else:  # comment
+            has_comment = True
+        pos = end
+    if cur.words or cur.redirects:
+        cur.prev_op = prev_op
+        commands.append(cur)
+    return Script(text, commands, has_comment, background, True)
+
+
+def _split_slow(text: str) -> Script:
     commands: list[SimpleCommand] = []
     cur = SimpleCommand()
     n = len(text)
@@ -248,6 +359,7 @@ def split(text: str) -> Script:
                 parts.append(content)
                 pos = end
             elif ch == "\\":
+                quoted = True
                 if pos + 1 < n:
                     if text[pos + 1] != "\n":
                         parts.append(text[pos + 1])

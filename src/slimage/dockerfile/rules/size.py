@@ -36,7 +36,7 @@ def _shipped_runs(ctx: LintContext) -> Iterator[tuple[StageInfo, Instruction, Sc
     summary="Consecutive RUN instructions that could be one layer",
     why="every RUN adds a layer; files a later RUN deletes or rewrites still cost their "
     "bytes in the earlier layer, and each layer is one more blob to push and pull",
-    fix="join the commands with `&&` in one RUN (`slimage fix` does it when it is safe)",
+    fix="join the commands with `&&` in one RUN",
     fixable=True,
 )
 def consecutive_runs(ctx: LintContext) -> Iterator[Hit]:
