@@ -100,9 +100,11 @@ def test_cli_lock_then_build_from_lock_and_json(tmp_path: Path) -> None:
 
     env = dict(os.environ, **env)
     lockfile = tmp_path / "musl.lock"
-    run = lambda *a: subprocess.run(
-        [sys.executable, "-m", "slimage.cli.main", *a], capture_output=True, text=True, env=env
-    )  # noqa: E731
+
+    def run(*a: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "slimage.cli.main", *a]
+        return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
     r = run("base", "lock", "musl", "-o", str(lockfile))
     assert r.returncode == 0, r.stderr
     data = json.loads(lockfile.read_text())
