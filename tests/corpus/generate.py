@@ -116,7 +116,7 @@ def _python_heredoc(rng: random.Random) -> str:
         [
             "RUN python3 <<PY",
             "import json, os",
-            "cfg = {'workers': %d, 'debug': False}" % rng.randint(1, 8),
+            f"cfg = {{'workers': {rng.randint(1, 8)}, 'debug': False}}",
             "os.makedirs('/etc/app', exist_ok=True)",
             "json.dump(cfg, open('/etc/app/config.json', 'w'))",
             "PY",
