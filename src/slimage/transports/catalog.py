@@ -245,6 +245,52 @@ class InspectResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# Docker's container.Config, in its field order: always-present fields with their zero
+# values, then the `omitempty` ones only when set. `docker inspect` shows this shape.
+_CONFIG_FIELDS: list[tuple[str, Any]] = [
+    ("Hostname", ""),
+    ("Domainname", ""),
+    ("User", ""),
+    ("AttachStdin", False),
+    ("AttachStdout", False),
+    ("AttachStderr", False),
+    ("ExposedPorts", ...),
+    ("Tty", False),
+    ("OpenStdin", False),
+    ("StdinOnce", False),
+    ("Env", None),
+    ("Cmd", None),
+    ("Healthcheck", ...),
+    ("ArgsEscaped", ...),
+    ("Image", ""),
+    ("Volumes", None),
+    ("WorkingDir", ""),
+    ("Entrypoint", None),
+    ("NetworkDisabled", ...),
+    ("MacAddress", ...),
+    ("OnBuild", None),
+    ("Labels", None),
+    ("StopSignal", ...),
+    ("StopTimeout", ...),
+    ("Shell", ...),
+]
+
+
+def docker_config_view(config: dict[str, Any] | None) -> dict[str, Any]:
+    src = config or {}
+    out: dict[str, Any] = {}
+    for key, zero in _CONFIG_FIELDS:
+        if zero is ...:
+            if src.get(key):
+                out[key] = src[key]
+        else:
+            value = src.get(key, zero)
+            out[key] = zero if value in (None, "") and zero is not None else value
+    for key, value in src.items():  # anything Docker does not know, kept rather than lost
+        out.setdefault(key, value)
+    return out
+
+
 def inspect_image(image: Image, *, manifest_digest: str | None = None) -> dict[str, Any]:
     """`docker image inspect`-shaped data, plus the manifest and where it came from."""
     import json
@@ -260,10 +306,10 @@ def inspect_image(image: Image, *, manifest_digest: str | None = None) -> dict[s
         "Comment": cfg.get("comment", ""),
         "Created": cfg.get("created", ""),
         "Container": cfg.get("container", ""),
-        "ContainerConfig": cfg.get("container_config") or {},
+        "ContainerConfig": docker_config_view(cfg.get("container_config")),
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {},
+        "Config": docker_config_view(cfg.get("config")),
         "Architecture": cfg.get("architecture", ""),
         **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
         "Os": cfg.get("os", ""),

@@ -9,18 +9,20 @@ so a failed copy leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slimage.errors import UsageError
+from slimage.errors import SlimageError, UsageError
 from slimage.image import Image
 from slimage.oci.model import Platform
 from slimage.store.images import ingest, open_image
+from slimage.store.refs import parse_reference
 from slimage.store.store import Store
-from slimage.transports.registry.pull import DEFAULT_JOBS, pull
+from slimage.transports.registry.pull import DEFAULT_JOBS, RemoteRef, pull
 from slimage.transports.registry.push import push
 from slimage.transports.registry.report import ProgressSink, TransferReport
 
@@ -64,23 +66,32 @@ def copy(
     # 1. Get the image into reach (the store for docker://).
     if source.startswith(DOCKER):
         pulled = pull(
-            store, source, platform=platform, insecure=insecure, jobs=jobs, progress=progress, tag=False
+            store,
+            source,
+            platform=platform,
+            insecure=insecure,
+            jobs=jobs,
+            progress=progress,
+            tag=False,
         )
         report.steps.append(pulled)
         digest = pulled.digest
         image = open_image(store, digest, platform=platform)
+        repository = RemoteRef.parse(source).ref.repository
     else:
         image = _open_source(source, store, platform)
         digest = ""
+        repository = ""
+        if image.repo_tags:
+            with contextlib.suppress(SlimageError):
+                repository = parse_reference(image.repo_tags[0]).repository
     report.image_id = image.id
 
     # 2. Write it out.
     if destination.startswith(DOCKER):
         if not digest:
             digest = ingest(store, image).manifest_digest
-        pushed = push(
-            store, digest, destination, insecure=insecure, jobs=jobs, progress=progress
-        )
+        pushed = push(store, digest, destination, insecure=insecure, jobs=jobs, progress=progress)
         report.steps.append(pushed)
         report.digest = pushed.digest
     elif destination.startswith("oci:"):
@@ -89,6 +100,9 @@ def copy(
         path, ref = _split_ref(destination[4:])
         if not path:
             raise UsageError(f"{destination}: missing directory")
+        if ref and ":" not in ref and "/" not in ref and repository:
+            # skopeo's `oci:DIR:v1` names the entry `v1`; keep the full name alongside.
+            ref = f"{repository}:{ref}"
         entries = write_layout(path, [(image, ref)])
         report.digest = entries[-1].digest if entries else ""
     elif destination.startswith("docker-archive:"):
@@ -99,7 +113,9 @@ def copy(
             raise UsageError(f"{destination}: missing file name")
         tags = [ref] if ref else list(image.repo_tags)
         target = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.")
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}."
+        )
         try:
             with os.fdopen(fd, "wb") as fh:
                 write_archive(fh, [(image, tags)])

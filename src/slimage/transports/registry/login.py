@@ -23,16 +23,16 @@ def verify_login(registry: str, creds: Credentials, *, insecure: Iterable[str] =
         status = resp.status
         resp.close()
         if status == 401:
-            raise AuthError(f"login to {registry} failed: unauthorized: incorrect username or password")
+            raise AuthError(
+                f"login to {registry} failed: unauthorized: incorrect username or password"
+            )
         if status >= 400:
             raise AuthError(f"login to {registry} failed: {status}")
     finally:
         client.close()
 
 
-def login(
-    registry: str, username: str, secret: str, *, insecure: Iterable[str] = ()
-) -> str:
+def login(registry: str, username: str, secret: str, *, insecure: Iterable[str] = ()) -> str:
     """Verify and store the login; returns where the credentials were stored."""
     _auth.remember_secret(secret)
     creds = Credentials(username, secret)

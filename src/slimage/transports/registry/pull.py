@@ -185,7 +185,12 @@ def _download(
 
 
 def _fetch_small_blob(
-    client: RegistryClient, store: Store, repository: str, desc: Descriptor, blob: BlobReport, where: str
+    client: RegistryClient,
+    store: Store,
+    repository: str,
+    desc: Descriptor,
+    blob: BlobReport,
+    where: str,
 ) -> bytes:
     if desc.size > MAX_CONFIG_BYTES:
         raise InvalidImageError(f"{where}: config blob is {desc.size} bytes; refusing")
@@ -277,7 +282,9 @@ def pull(
     seen_digests: set[str] = set()
     for desc in manifest.layers:
         if desc.media_type not in mt.LAYERS:
-            raise InvalidImageError(f"{where}: layer {desc.digest} has media type {desc.media_type!r}")
+            raise InvalidImageError(
+                f"{where}: layer {desc.digest} has media type {desc.media_type!r}"
+            )
         blob = BlobReport(desc.digest, desc.size, desc.media_type, "layer")
         report.blobs.append(blob)
         if desc.digest in seen_digests or store.has_blob(desc.digest):

@@ -112,8 +112,10 @@ class _Pusher:
                 self._upload(location, desc, blob)
                 break
             except (TransientError, RegistryHTTPError) as exc:
-                retryable = isinstance(exc, TransientError) or exc.status in (404, 416) or (
-                    exc.status >= 500
+                retryable = (
+                    isinstance(exc, TransientError)
+                    or exc.status in (404, 416)
+                    or (exc.status >= 500)
                 )
                 if not retryable or attempt + 1 == MAX_UPLOAD_ATTEMPTS:
                     raise
@@ -206,7 +208,9 @@ class _Pusher:
             )
 
 
-def _blobs_of(store: Store, digest: str, where: str) -> tuple[list[tuple[str, bytes, str]], list[Descriptor]]:
+def _blobs_of(
+    store: Store, digest: str, where: str
+) -> tuple[list[tuple[str, bytes, str]], list[Descriptor]]:
     """(manifests to put, children first, as (digest, raw, media type); blobs they need)."""
     raw = store.read_blob(digest)
     doc = parse_manifest_or_index(raw)
@@ -264,7 +268,10 @@ def push(
     extra = sorted({r for rs in mount_sources.values() for r in rs})[:10]
     client = client or RegistryClient(
         rref.registry,
-        scopes=[f"repository:{rref.repository}:pull,push", *(f"repository:{r}:pull" for r in extra)],
+        scopes=[
+            f"repository:{rref.repository}:pull,push",
+            *(f"repository:{r}:pull" for r in extra),
+        ],
         insecure=insecure,
     )
     client.ping()
@@ -300,7 +307,9 @@ def push(
 
     for i, (mdigest, raw, media_type) in enumerate(manifests):
         last = i == len(manifests) - 1
-        target = (rref.ref.tag or ("latest" if not rref.ref.digest else mdigest)) if last else mdigest
+        target = (
+            (rref.ref.tag or ("latest" if not rref.ref.digest else mdigest)) if last else mdigest
+        )
         resp = client.request(
             "PUT",
             f"/v2/{rref.repository}/manifests/{target}",
