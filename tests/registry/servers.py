@@ -221,7 +221,9 @@ class TokenServer:
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self.realm = f"http://127.0.0.1:{self.port}/token"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def sign(self, subject: str, access: list[dict[str, Any]]) -> str:
         now = int(time.time())
@@ -388,7 +390,9 @@ class FaultProxy:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.host = f"127.0.0.1:{self.port}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def add(self, fault: Fault) -> Fault:
         self.faults.append(fault)

@@ -172,7 +172,9 @@ def test_token_is_reused_until_expiry(token_registry, token_server) -> None:
     assert client.tokens.fetches == 1
 
 
-def test_cli_login_logout_and_no_secret_leak(auth_registry, cli, docker_config: Path, store_root: Path) -> None:
+def test_cli_login_logout_and_no_secret_leak(
+    auth_registry, cli, docker_config: Path, store_root: Path
+) -> None:
     host = auth_registry.host
     bad = cli("login", host, "-u", USER, "--password-stdin", input="nope-wrong-pass\n")
     assert bad.returncode != 0

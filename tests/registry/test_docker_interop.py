@@ -34,11 +34,16 @@ def debian_store(debian_image: str, tmp_path_factory: pytest.TempPathFactory) ->
     return store
 
 
-def test_docker_pulls_and_runs_what_slimage_pushed(docker_engine: str, registry, debian_store: Store) -> None:
+def test_docker_pulls_and_runs_what_slimage_pushed(
+    docker_engine: str, registry, debian_store: Store
+) -> None:
     store = debian_store
     asm = ImageAssembler(store, open_image(store, "debian:bookworm"))
     token = uuid.uuid4().hex
-    asm.add_layer(io.BytesIO(tar_bytes({"hello.txt": f"hello {token}\n".encode()})), HistoryEntry(created_by="COPY hello.txt /"))
+    asm.add_layer(
+        io.BytesIO(tar_bytes({"hello.txt": f"hello {token}\n".encode()})),
+        HistoryEntry(created_by="COPY hello.txt /"),
+    )
     asm.runtime["Cmd"] = ["cat", "/hello.txt"]
     ref = f"{registry.host}/interop/slim:{token[:8]}"
     digest = asm.commit(tags=[ref]).manifest_digest
@@ -49,13 +54,17 @@ def test_docker_pulls_and_runs_what_slimage_pushed(docker_engine: str, registry,
         assert digest in pulled.stdout
         run = _docker(docker_engine, "run", "--rm", "--network", "host", ref)
         assert run.stdout.strip() == f"hello {token}"
-        repo_digests = _docker(docker_engine, "image", "inspect", "-f", "{{json .RepoDigests}}", ref).stdout
+        repo_digests = _docker(
+            docker_engine, "image", "inspect", "-f", "{{json .RepoDigests}}", ref
+        ).stdout
         assert digest in repo_digests
     finally:
         _docker(docker_engine, "rmi", "-f", ref, check=False)
 
 
-def test_slimage_pulls_what_docker_pushed(docker_engine: str, registry, debian_image: str, tmp_path: Path) -> None:
+def test_slimage_pulls_what_docker_pushed(
+    docker_engine: str, registry, debian_image: str, tmp_path: Path
+) -> None:
     ref = f"{registry.host}/interop/debian:{uuid.uuid4().hex[:8]}"
     _docker(docker_engine, "tag", debian_image, ref)
     try:

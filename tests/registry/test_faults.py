@@ -22,11 +22,10 @@ from slimage.errors import (
 from slimage.oci.model import Manifest
 from slimage.store.store import Store
 from slimage.transports.registry import pull, push
-from slimage.transports.registry.auth import store_credentials
+from slimage.transports.registry.auth import Credentials, store_credentials
 from slimage.transports.registry.client import RedirectError
-from slimage.transports.registry.auth import Credentials
-from tests.registry.servers import PASSWORD, USER, Fault, FaultProxy
 from tests.registry.helpers import make_image, random_bytes
+from tests.registry.servers import PASSWORD, USER, Fault, FaultProxy
 
 
 @pytest.fixture
@@ -92,7 +91,9 @@ def test_reset_halfway_resumes_with_range(fault_proxy: FaultProxy, pushed, tmp_p
     assert store.fsck().ok
 
 
-def test_server_ignoring_range_restarts_cleanly(fault_proxy: FaultProxy, pushed, tmp_path: Path) -> None:
+def test_server_ignoring_range_restarts_cleanly(
+    fault_proxy: FaultProxy, pushed, tmp_path: Path
+) -> None:
     path, digest, manifest = pushed
     big = _big(manifest)
     fault_proxy.add(Fault(match=big, kind="reset_half", method="GET"))
@@ -102,7 +103,9 @@ def test_server_ignoring_range_restarts_cleanly(fault_proxy: FaultProxy, pushed,
     assert store.fsck().ok
 
 
-def test_wrong_content_is_refused_and_nothing_stored(fault_proxy: FaultProxy, pushed, tmp_path: Path) -> None:
+def test_wrong_content_is_refused_and_nothing_stored(
+    fault_proxy: FaultProxy, pushed, tmp_path: Path
+) -> None:
     path, _, manifest = pushed
     big = _big(manifest)
     fault_proxy.add(Fault(match=big, kind="corrupt", method="GET", times=-1))
@@ -117,7 +120,11 @@ def test_wrong_content_is_refused_and_nothing_stored(fault_proxy: FaultProxy, pu
 def test_manifest_digest_header_mismatch(fault_proxy: FaultProxy, pushed, tmp_path: Path) -> None:
     path, _, _ = pushed
     fault_proxy.add(
-        Fault(match="/manifests/", kind="body", headers={"Docker-Content-Digest": "sha256:" + "0" * 64})
+        Fault(
+            match="/manifests/",
+            kind="body",
+            headers={"Docker-Content-Digest": "sha256:" + "0" * 64},
+        )
     )
     store = Store(tmp_path / "s")
     with pytest.raises(DigestMismatchError, match="the registry says sha256:000"):
@@ -125,7 +132,9 @@ def test_manifest_digest_header_mismatch(fault_proxy: FaultProxy, pushed, tmp_pa
     _nothing_stored(store)
 
 
-def test_manifest_not_matching_requested_digest(fault_proxy: FaultProxy, pushed, tmp_path: Path, store: Store, registry) -> None:
+def test_manifest_not_matching_requested_digest(
+    fault_proxy: FaultProxy, pushed, tmp_path: Path, store: Store, registry
+) -> None:
     path, digest, _ = pushed
     other = make_image(store, f"{registry.host}/{path}:2", [{"o": b"other"}])
     push(store, f"{registry.host}/{path}:2")
@@ -142,12 +151,19 @@ def test_manifest_not_matching_requested_digest(fault_proxy: FaultProxy, pushed,
         (b"{not json", None, InvalidImageError, "not valid JSON"),
         (b"[1,2]", None, InvalidImageError, "not a JSON object"),
         (
-            json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}).encode(),
+            json.dumps(
+                {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}
+            ).encode(),
             "application/vnd.oci.image.manifest.v1+json",
             InvalidImageError,
             "lacks config or layers",
         ),
-        (b"{}", "application/vnd.example.unknown+json", UnsupportedMediaTypeError, "unknown manifest media type"),
+        (
+            b"{}",
+            "application/vnd.example.unknown+json",
+            UnsupportedMediaTypeError,
+            "unknown manifest media type",
+        ),
         (
             json.dumps({"schemaVersion": 1, "name": "x", "fsLayers": []}).encode(),
             "application/vnd.docker.distribution.manifest.v1+prettyjws",
@@ -158,7 +174,9 @@ def test_manifest_not_matching_requested_digest(fault_proxy: FaultProxy, pushed,
     ],
     ids=["malformed", "not-object", "no-layers", "unknown-type", "schema1", "too-big"],
 )
-def test_bad_manifests(fault_proxy: FaultProxy, pushed, tmp_path: Path, body, content_type, error, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_manifests(
+    fault_proxy: FaultProxy, pushed, tmp_path: Path, body, content_type, error, message
+) -> None:  # type: ignore[no-untyped-def]
     path, _, _ = pushed
     fault_proxy.add(Fault(match="/manifests/", kind="body", body=body, content_type=content_type))
     store = Store(tmp_path / "s")
@@ -195,16 +213,25 @@ def test_missing_tag_is_not_found(fault_proxy: FaultProxy, pushed, tmp_path: Pat
 @pytest.mark.parametrize(
     "realm", ["ftp://127.0.0.1/token", "file:///etc/passwd", "http://192.0.2.1/token"]
 )
-def test_auth_realm_on_another_scheme(fault_proxy: FaultProxy, pushed, tmp_path: Path, realm: str) -> None:
+def test_auth_realm_on_another_scheme(
+    fault_proxy: FaultProxy, pushed, tmp_path: Path, realm: str
+) -> None:
     path, _, _ = pushed
     fault_proxy.add(
-        Fault(match="/v2/", kind="challenge", headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="x"'}, times=-1)
+        Fault(
+            match="/v2/",
+            kind="challenge",
+            headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="x"'},
+            times=-1,
+        )
     )
     with pytest.raises(AuthError, match="auth realm"):
         pull(Store(tmp_path / "s"), f"{fault_proxy.host}/{path}:1")
 
 
-def test_redirect_to_other_host_drops_authorization(auth_registry, store: Store, tmp_path: Path) -> None:
+def test_redirect_to_other_host_drops_authorization(
+    auth_registry, store: Store, tmp_path: Path
+) -> None:
     """The blob GET is redirected to another host (a mirror): it must not get our header."""
     import base64
 
@@ -263,6 +290,8 @@ def test_cli_bad_input_is_one_line(cli, fault_proxy: FaultProxy, pushed) -> None
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("slimage: error:") and path in lines[0]
     bad = cli("pull", "Not A Ref!!")
-    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "invalid reference" in bad.stderr
+    assert (
+        bad.returncode != 0 and "Traceback" not in bad.stderr and "invalid reference" in bad.stderr
+    )
     bad = cli("pull", "--platform", "linux", f"{fault_proxy.host}/{path}:1")
     assert bad.returncode != 0 and "invalid platform" in bad.stderr

@@ -24,7 +24,11 @@ def test_killed_pull_resumes_without_refetching(registry, store: Store, tmp_path
     digest = make_image(
         store,
         ref,
-        [{"a": random_bytes(200_000)}, {"b": random_bytes(300_000)}, {"big": random_bytes(3_000_000)}],
+        [
+            {"a": random_bytes(200_000)},
+            {"b": random_bytes(300_000)},
+            {"big": random_bytes(3_000_000)},
+        ],
     )
     push(store, ref)
     manifest = Manifest.parse(store.read_blob(digest))

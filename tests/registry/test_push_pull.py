@@ -64,7 +64,9 @@ def test_repush_moves_zero_layer_bytes(registry, store: Store) -> None:
 def test_shared_base_uploads_only_new_layers(registry, store: Store) -> None:
     repo = _repo(registry, "base")
     base_ref = repo + ":1"
-    make_image(store, base_ref, [{"base1": random_bytes(400_000)}, {"base2": random_bytes(100_000)}])
+    make_image(
+        store, base_ref, [{"base1": random_bytes(400_000)}, {"base2": random_bytes(100_000)}]
+    )
     push(store, base_ref)
     app_ref = repo + ":app"
     make_image(store, app_ref, [{"app.js": b"console.log('hi')\n" * 500}], base=base_ref)

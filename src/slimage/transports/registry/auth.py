@@ -189,9 +189,9 @@ def get_credentials(registry: str) -> Credentials | None:
     want = normalize_host(key)
     for k, entry in auths.items():
         if (k == key or normalize_host(k) == want) and isinstance(entry, dict):
-            creds = _decode_auth_entry(entry, k)
-            if creds:
-                return creds
+            found = _decode_auth_entry(entry, k)
+            if found:
+                return found
     return None
 
 

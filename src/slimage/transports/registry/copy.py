@@ -61,6 +61,11 @@ def copy(
     jobs: int = DEFAULT_JOBS,
     progress: ProgressSink | None = None,
 ) -> CopyReport:
+    if not destination.startswith((DOCKER, "oci:", "docker-archive:")):
+        raise UsageError(
+            f"unknown destination {destination!r} (use docker://REF, oci:DIR[:REF] or "
+            "docker-archive:FILE[:REF])"
+        )
     store = store or Store()
     report = CopyReport(source, destination)
     # 1. Get the image into reach (the store for docker://).

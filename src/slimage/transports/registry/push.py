@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from slimage.errors import BlobNotFoundError, InvalidImageError, RegistryError
@@ -25,6 +25,7 @@ from slimage.transports.registry.client import (
     FileBody,
     RegistryClient,
     RegistryHTTPError,
+    Response,
     TransientError,
     error_from_response,
 )
@@ -132,7 +133,7 @@ class _Pusher:
         resp.release()
         return loc
 
-    def _sent(self, blob: BlobReport) -> callable:  # type: ignore[valid-type]
+    def _sent(self, blob: BlobReport) -> Callable[[int], None]:
         def on_sent(n: int) -> None:
             blob.bytes_sent += n
             self.progress.advance(blob, n)
@@ -197,7 +198,7 @@ class _Pusher:
             end = -1
         return end + 1, loc
 
-    def _finish(self, resp, desc: Descriptor) -> None:  # type: ignore[no-untyped-def]
+    def _finish(self, resp: Response, desc: Descriptor) -> None:
         if resp.status != 201:
             raise error_from_response(resp, f"{self.where}: uploading {desc.digest}")
         got = resp.header("Docker-Content-Digest")
