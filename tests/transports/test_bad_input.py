@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.transports import imagekit
-from tests.transports.imagekit import E
 from tests.transports.conftest import slimage
+from tests.transports.imagekit import E
 
 GOOD = imagekit.layer_tar([E("etc", "dir"), E("etc/hostname", data=b"good\n"), E("dev", "dir")])
 
