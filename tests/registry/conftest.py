@@ -65,6 +65,16 @@ def token_registry(
     reg.stop()
 
 
+@pytest.fixture(scope="session")
+def tls_registry(registry_workdir: Path) -> Iterator[tuple[servers.RegistryProc, Path]]:
+    """A real registry speaking HTTPS with a self-signed cert for 127.0.0.1: (reg, cert)."""
+    _need_registry()
+    cert, key = servers.self_signed(registry_workdir)
+    reg = servers.RegistryProc(registry_workdir, name="tls", tls=(cert, key))
+    yield reg, cert
+    reg.stop()
+
+
 @pytest.fixture
 def fault_proxy(registry: servers.RegistryProc) -> Iterator[servers.FaultProxy]:
     proxy = servers.FaultProxy(registry.host)

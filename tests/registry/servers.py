@@ -54,10 +54,55 @@ def wait_http(url: str, timeout: float = 15) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def self_signed(dirpath: Path, name: str = "tls") -> tuple[Path, Path]:
+    """A server cert for 127.0.0.1 (SAN IP), its own CA."""
+    cert, key = dirpath / f"{name}.crt", dirpath / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 class RegistryProc:
     """One `docker-registry serve` process; its log is kept for byte/request counting."""
 
-    def __init__(self, workdir: Path, auth: dict[str, Any] | None = None, name: str = "plain"):
+    def __init__(
+        self,
+        workdir: Path,
+        auth: dict[str, Any] | None = None,
+        name: str = "plain",
+        tls: tuple[Path, Path] | None = None,
+    ):
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -72,6 +117,8 @@ class RegistryProc:
         }
         if auth:
             config["auth"] = auth
+        if tls:
+            config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         cfg = self.dir / "config.yml"
         cfg.write_text(json.dumps(config))  # YAML is a superset of JSON
         self._log = open(self.log_path, "wb")  # noqa: SIM115
@@ -80,7 +127,10 @@ class RegistryProc:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_http(f"http://{self.host}/v2/")
+        if tls:
+            wait_port(self.port)
+        else:
+            wait_http(f"http://{self.host}/v2/")
 
     def log(self) -> str:
         self._log.flush()
@@ -320,6 +370,13 @@ class FaultProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 fault = proxy._match(self.command, self.path)
+                if fault and fault.kind == "drop":
+                    # Read the request, then vanish: the client sees a dropped connection.
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
+                    self.close_connection = True
+                    return
                 if fault and fault.kind == "status":
                     self._reply(fault.status, b"", fault.headers)
                     return

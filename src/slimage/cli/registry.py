@@ -82,7 +82,7 @@ class _LineProgress:
 class _RichProgress(_LineProgress):
     """A bar per blob on stderr, for terminals."""
 
-    def __init__(self, pulling: bool):
+    def __init__(self, pulling: bool, console: Any = None):
         super().__init__(pulling)
         from rich.console import Console
         from rich.progress import (
@@ -98,7 +98,7 @@ class _RichProgress(_LineProgress):
             BarColumn(),
             DownloadColumn(binary_units=False),
             TransferSpeedColumn(),
-            console=Console(stderr=True),
+            console=console or Console(stderr=True),
             transient=False,
         )
         self.tasks: dict[str, Any] = {}

@@ -16,7 +16,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
-from slimage.errors import BlobNotFoundError, InvalidImageError, RegistryError
+from slimage.errors import AuthError, BlobNotFoundError, InvalidImageError, RegistryError
 from slimage.oci.digest import sha256_digest
 from slimage.oci.model import Descriptor, Index, Manifest, parse_manifest_or_index
 from slimage.store.store import Store
@@ -90,10 +90,16 @@ class _Pusher:
             return
         location: str | None = None
         for source in mount_from:
-            resp = self.client.request(
-                "POST",
-                f"/v2/{self.repository}/blobs/uploads/?mount={desc.digest}&from={source}",
-            )
+            try:
+                resp = self.client.request(
+                    "POST",
+                    f"/v2/{self.repository}/blobs/uploads/?mount={desc.digest}&from={source}",
+                )
+            except AuthError:
+                continue  # no pull right on SOURCE after all: upload instead
+            if resp.status in (401, 403):
+                resp.close()
+                continue
             if resp.status == 201:
                 resp.release()
                 blob.action = MOUNTED
