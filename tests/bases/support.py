@@ -332,3 +332,49 @@ class LocalMirror:
         return BaseSpec(
             preset=preset, sources=[Source(self.url, "testing")], keyring=str(self.keyring), **kw
         )
+
+
+def derive_image(base_tag: str, entries: list[tuple], tag: str, *, user: str | None = None) -> str:
+    """BASE_TAG plus one layer of ENTRIES (path, data|None, mode[, symlink target]) in the
+    session store, made with slimage's own assembler."""
+    import io
+    import tarfile
+
+    from slimage.mutate import ImageAssembler
+    from slimage.oci.model import HistoryEntry
+    from slimage.store.store import Store
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for item in entries:
+            path, data, mode = item[0], item[1], item[2]
+            info = tarfile.TarInfo(path)
+            info.mode = mode
+            if len(item) > 3:
+                info.type, info.linkname = tarfile.SYMTYPE, item[3]
+                tar.addfile(info)
+            elif data is None:
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    store = Store(session_store())
+    asm = ImageAssembler(store, open_store_image(base_tag))
+    asm.add_layer(buf, HistoryEntry(created_by="test layer"))
+    if user is not None:
+        asm.runtime["User"] = user
+    asm.commit(tags=[tag])
+    return tag
+
+
+def compile_c(tmp: Path, name: str, source: str, *args: str) -> bytes:
+    """gcc SOURCE -> bytes of the output (skips when there is no compiler)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to make test ELF files")
+    src = tmp / f"{name}.c"
+    src.write_text(source)
+    out = tmp / name
+    subprocess.run(["gcc", "-O1", "-o", str(out), str(src), *args], check=True, capture_output=True, cwd=tmp)
+    return out.read_bytes()
