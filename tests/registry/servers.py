@@ -316,6 +316,13 @@ class TokenServer:
 # ---------------------------------------------------------------------------- fault proxy
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """Injected resets make handler threads fail by design; don't print their traces."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
 @dataclass
 class Fault:
     """What to do to requests whose path contains `match` (and method, if given)."""
@@ -443,7 +450,7 @@ class FaultProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle  # noqa: N815
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.host = f"127.0.0.1:{self.port}"

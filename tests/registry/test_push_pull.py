@@ -14,7 +14,7 @@ from slimage.oci.model import Descriptor, Index, Manifest, Platform, parse_manif
 from slimage.store.images import open_image
 from slimage.store.store import Store
 from slimage.transports.registry import pull, push
-from tests.registry.helpers import make_image, random_bytes
+from tests.registry.helpers import make_image, random_bytes, run_cli
 
 
 def _repo(reg, name: str = "app") -> str:  # type: ignore[no-untyped-def]
@@ -71,15 +71,19 @@ def test_shared_base_uploads_only_new_layers(registry, store: Store) -> None:
     app_ref = repo + ":app"
     make_image(store, app_ref, [{"app.js": b"console.log('hi')\n" * 500}], base=base_ref)
     mark = registry.log_mark()
-    report = push(store, app_ref)
-    by_action = {b.digest: b.action for b in report.blobs}
-    app = Manifest.parse(store.read_blob(report.digest))
+    res = run_cli("push", "--json", app_ref, store_root=store.root)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    by_action = {b["digest"]: b["action"] for b in report["blobs"]}
+    app = Manifest.parse(store.read_blob(report["digest"]))
     new_layer = app.layers[-1].digest
     assert by_action[new_layer] == "uploaded"
     assert all(by_action[d.digest] == "skipped" for d in app.layers[:-1])
+    # The registry's own log agrees: it completed exactly two uploads.
     uploaded = registry.completed_uploads(mark)
     assert sorted(uploaded) == sorted([new_layer, app.config.digest])
-    assert _layer_bytes(report) == app.layers[-1].size
+    layer_bytes = sum(b["bytes_sent"] for b in report["blobs"] if b["kind"] == "layer")
+    assert layer_bytes == app.layers[-1].size
 
 
 def test_pull_sharing_layers_downloads_only_missing(registry, store: Store, tmp_path: Path) -> None:
