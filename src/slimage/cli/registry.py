@@ -10,7 +10,6 @@ Heavy imports are deferred so a no-op re-push stays quick.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 import threading
@@ -185,7 +184,8 @@ def _store() -> Any:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from slimage.oci.model import Platform
-    from slimage.transports.registry.pull import RemoteRef, pull
+    from slimage.transports.registry.names import RemoteRef
+    from slimage.transports.registry.pull import pull
 
     platform = Platform.parse(args.platform) if args.platform else None
     rref = RemoteRef.parse(args.name)
@@ -213,7 +213,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from slimage.transports.registry.pull import RemoteRef
+    from slimage.transports.registry.names import RemoteRef
     from slimage.transports.registry.push import push
 
     rref = RemoteRef.parse(args.name)
@@ -275,6 +275,8 @@ def _read_secret(args: argparse.Namespace) -> str:
         return str(args.password)
     if not sys.stdin.isatty():
         raise UsageError("cannot prompt for a password without a terminal; use --password-stdin")
+    import getpass
+
     secret = getpass.getpass("Password: ")
     if not secret:
         raise UsageError("password required")

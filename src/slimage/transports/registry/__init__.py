@@ -7,33 +7,39 @@
     open_docker_ref("docker://host/repo:tag")      # an Image, for sources.open_source
 
 Every call returns a `TransferReport` (per blob: digest, size, action, bytes on the wire).
+Names are imported on first use, so `slimage push` does not pay for what `copy` needs.
 """
 
-from slimage.transports.registry.auth import Credentials
-from slimage.transports.registry.client import RegistryClient
-from slimage.transports.registry.copy import CopyReport, copy
-from slimage.transports.registry.pull import (
-    RemoteRef,
-    index_image_layers,
-    open_docker_ref,
-    pull,
-    pull_if_missing,
-)
-from slimage.transports.registry.push import push
-from slimage.transports.registry.report import BlobReport, ProgressSink, TransferReport
+from __future__ import annotations
 
-__all__ = [
-    "BlobReport",
-    "CopyReport",
-    "Credentials",
-    "ProgressSink",
-    "RegistryClient",
-    "RemoteRef",
-    "TransferReport",
-    "copy",
-    "index_image_layers",
-    "open_docker_ref",
-    "pull",
-    "pull_if_missing",
-    "push",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Credentials": "auth",
+    "RegistryClient": "client",
+    "CopyReport": "copy",
+    "copy": "copy",
+    "RemoteRef": "names",
+    "index_image_layers": "pull",
+    "open_docker_ref": "pull",
+    "pull": "pull",
+    "pull_if_missing": "pull",
+    "push": "push",
+    "BlobReport": "report",
+    "ProgressSink": "report",
+    "TransferReport": "report",
+    "login": "login",
+    "logout": "login",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

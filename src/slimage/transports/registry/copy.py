@@ -22,7 +22,8 @@ from slimage.oci.model import Platform
 from slimage.store.images import ingest, open_image
 from slimage.store.refs import parse_reference
 from slimage.store.store import Store
-from slimage.transports.registry.pull import DEFAULT_JOBS, RemoteRef, pull
+from slimage.transports.registry.names import DEFAULT_JOBS, RemoteRef
+from slimage.transports.registry.pull import pull
 from slimage.transports.registry.push import push
 from slimage.transports.registry.report import ProgressSink, TransferReport
 

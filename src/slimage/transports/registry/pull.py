@@ -14,12 +14,11 @@ computed lazily by whoever opens them, or at once with `index_layers=True`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slimage.errors import (
     BlobNotFoundError,
@@ -29,11 +28,9 @@ from slimage.errors import (
     RegistryError,
     UsageError,
 )
-from slimage.image import Image
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
-from slimage.store.images import _scan_uncompressed, open_image
-from slimage.store.refs import Reference, parse_reference
+from slimage.store.refs import parse_reference
 from slimage.store.store import LayerInfo, Store
 from slimage.transports.registry import seen
 from slimage.transports.registry.client import (
@@ -43,6 +40,7 @@ from slimage.transports.registry.client import (
     error_from_response,
 )
 from slimage.transports.registry.manifests import fetch_manifest
+from slimage.transports.registry.names import DEFAULT_JOBS, RemoteRef
 from slimage.transports.registry.report import (
     DOWNLOADED,
     SKIPPED,
@@ -52,43 +50,15 @@ from slimage.transports.registry.report import (
     TransferReport,
 )
 
+if TYPE_CHECKING:
+    from slimage.image import Image
+
 CHUNK = 1 << 20
 MAX_CONFIG_BYTES = 16 << 20
-DEFAULT_JOBS = 4
 
 
 class _Cancelled(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class RemoteRef:
-    """A registry reference split the way the API needs it."""
-
-    ref: Reference
-
-    @classmethod
-    def parse(cls, text: str) -> RemoteRef:
-        return cls(parse_reference(text.removeprefix("docker://")))
-
-    @property
-    def registry(self) -> str:
-        return self.ref.registry
-
-    @property
-    def repository(self) -> str:
-        return self.ref.path
-
-    @property
-    def reference(self) -> str:
-        return self.ref.digest or self.ref.tag or "latest"
-
-    @property
-    def display(self) -> str:
-        return str(self.ref) if (self.ref.tag or self.ref.digest) else self.ref.name
-
-    def __str__(self) -> str:
-        return self.display
 
 
 def _download(
@@ -353,6 +323,7 @@ def index_image_layers(store: Store, manifest: Manifest, config: ImageConfig) ->
         if known is not None and known.blob == desc.digest:
             continue
         from slimage.layers.compression import open_decompressed
+        from slimage.store.images import _scan_uncompressed
 
         stream, kind = open_decompressed(store.open_blob(desc.digest), name=f"layer {desc.digest}")
         got, usize, dsize, entries = _scan_uncompressed(stream, f"layer {desc.digest}", [])
@@ -412,14 +383,8 @@ def open_docker_ref(
 ) -> Image:
     """`docker://REF` as an `Image` for `open_source`: pulled (missing blobs only) into the
     store, then read from there, so every command gets verified, cached layers."""
+    from slimage.store.images import open_image
+
     store = store or Store()
     report = pull(store, ref, platform=platform, insecure=insecure, progress=progress)
     return open_image(store, report.digest, platform=platform)
-
-
-def blob_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()

@@ -29,7 +29,7 @@ from slimage.transports.registry.client import (
     TransientError,
     error_from_response,
 )
-from slimage.transports.registry.pull import DEFAULT_JOBS, RemoteRef
+from slimage.transports.registry.names import DEFAULT_JOBS, RemoteRef
 from slimage.transports.registry.report import (
     MOUNTED,
     SKIPPED,
