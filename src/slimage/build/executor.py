@@ -13,7 +13,6 @@ import os
 import posixpath
 import re
 import stat
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -195,6 +194,8 @@ class StageExecutor:
             from slimage.mutate import empty_config
 
             state = StageState(empty_config(), [], [], False, step_key("", "scratch"))
+            # BuildKit's emptyImage: PATH and WorkingDir "/" are set from the start.
+            state.data["config"] = {"Env": [f"PATH={DEFAULT_PATH}"], "WorkingDir": "/"}
         else:
             image = open_base(self.s.store, st.base)
             data = copy.deepcopy(image.config.data)
@@ -222,8 +223,9 @@ class StageExecutor:
         self.state.config["OnBuild"] = None
         out = []
         for text in triggers:
-            df = parse(text + "\n", path=f"{self.stage.base} ONBUILD")
-            out.extend(df.instructions)
+            # A trigger is one instruction; parse it behind a FROM so it is a valid file.
+            df = parse("FROM scratch\n" + text + "\n", path=f"{self.stage.base} ONBUILD")
+            out.extend(df.instructions[1:])
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -918,25 +920,21 @@ def _is_archive(path: str) -> bool:
 
 
 def _extract_archive(path: str, dest: str) -> None:
-    res = subprocess.run(
-        [
-            "tar",
-            "-x",
-            "-f",
-            path,
-            "-C",
-            dest,
-            "--numeric-owner",
-            "--same-owner",
-            "-p",
-            "--no-overwrite-dir",
-        ],
-        capture_output=True,
-    )
-    if res.returncode != 0:
-        raise BuildError(
-            f"ADD {os.path.basename(path)}: {res.stderr.decode(errors='replace').strip()[:200]}"
-        )
+    """ADD's auto-extraction, through the safe extractor (nothing lands outside DEST)."""
+    import contextlib
+
+    from slimage.errors import SlimageError
+    from slimage.layers.compression import open_decompressed
+    from slimage.layers.extract import extract_layer
+
+    try:
+        stream, _ = open_decompressed(open(path, "rb"), name=os.path.basename(path))
+        with contextlib.closing(stream):
+            extract_layer(
+                stream, dest, mode="apply", label=f"ADD {os.path.basename(path)}", same_owner=True
+            )
+    except SlimageError as exc:
+        raise BuildError(f"ADD {os.path.basename(path)}: {exc}") from None
 
 
 def _glob_in_root(root: str, pattern: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from slimage.errors import BuildError
@@ -100,10 +101,10 @@ class Copier:
     rules: a created dir takes the source dir's metadata; a nested dir that exists has it
     overwritten; the top destination dir, when it exists, is left as it is."""
 
-    def __init__(self, opts: CopyOpts, skip: set[str] | None = None, src_root: str = ""):
+    def __init__(self, opts: CopyOpts, skip: Callable[[str], bool] | None = None):
         self.opts = opts
         self.inodes: dict[tuple[int, int], str] = {}
-        self.skip = skip  # absolute source paths to leave out (.dockerignore)
+        self.skip = skip  # SKIP(abs source path) -> True leaves it out (.dockerignore)
 
     def copy(self, src: str, dst: str, *, top: bool = True) -> None:
         st = os.lstat(src)
@@ -116,7 +117,7 @@ class Copier:
         """Copy what is inside directory SRC into existing directory DST."""
         for name in sorted(os.listdir(src)):
             s = os.path.join(src, name)
-            if self.skip is not None and s in self.skip:
+            if self.skip is not None and self.skip(s):
                 continue
             self.copy(s, os.path.join(dst, name), top=False)
 
