@@ -258,7 +258,7 @@ def cmd_images(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- history
 
 
-def _open(spec: str):  # type: ignore[no-untyped-def]
+def _open(spec: str):
     from slimage.transports.sources import open_source
 
     return open_source(spec, _store())

@@ -158,7 +158,7 @@ class _Extractor:
             os.utime(path, ns=(mtime_ns, mtime_ns), follow_symlinks=False)
 
     # ------------------------------------------------------------------ entries
-    def on_entry(self, entry: TarEntry):  # type: ignore[no-untyped-def]
+    def on_entry(self, entry: TarEntry):
         self.checker.check(entry)
         self.stats.entries += 1
         name = entry.name
@@ -335,7 +335,7 @@ def extract_layer(
 
 def extract_image(
     image, dest: str | os.PathLike[str], *, same_owner: bool | None = None
-) -> ExtractStats:  # type: ignore[no-untyped-def]
+) -> ExtractStats:
     """Flatten every layer of IMAGE into DEST (the container's root filesystem)."""
     total = ExtractStats()
     for n, layer in enumerate(image.layers, 1):
@@ -348,7 +348,7 @@ def extract_image(
     return total
 
 
-def extract_overlay_layers(image, root: str | os.PathLike[str]) -> list[Path]:  # type: ignore[no-untyped-def]
+def extract_overlay_layers(image, root: str | os.PathLike[str]) -> list[Path]:
     """Each layer of IMAGE into ROOT/<n> in overlay form; returns the dirs bottom-up
     (overlayfs wants lowerdir= top-first, so reverse them for the mount option)."""
     out = []

@@ -26,7 +26,7 @@ import stat
 import tarfile
 import threading
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from slimage.errors import InvalidImageError, SlimageError
 
@@ -70,8 +70,8 @@ class LayerWriter:
     `add_tree`, which orders a directory itself), then `close()`."""
 
     def __init__(self, out: BinaryIO, *, epoch: int | None = None, use_env_epoch: bool = True):
-        self._tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
-        self._tf.copybufsize = CHUNK
+        self._tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+        self._tf.copybufsize = CHUNK  # type: ignore[attr-defined]
         self.epoch = (
             epoch if epoch is not None else (source_date_epoch() if use_env_epoch else None)
         )
@@ -230,7 +230,7 @@ class LayerWriter:
         p = os.fspath(path)
         st = os.lstat(p)
         mode = st.st_mode
-        common = {"uid": st.st_uid, "gid": st.st_gid, "mtime": st.st_mtime}
+        common: dict[str, Any] = {"uid": st.st_uid, "gid": st.st_gid, "mtime": st.st_mtime}
         if stat.S_ISDIR(mode):
             xattrs = _xattrs(p)
             self._add(
@@ -359,7 +359,7 @@ class _PipeReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def,override]
+    def readinto(self, buf) -> int:
         n = self._fh.readinto(buf)
         if not n:
             self._thread.join()
@@ -392,7 +392,7 @@ def stream_layer(fill: Callable[[LayerWriter], None], *, epoch: int | None = Non
 
     t = threading.Thread(target=run, daemon=True, name="layer-writer")
     t.start()
-    return io.BufferedReader(_PipeReader(rfd, t, errors), CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(_PipeReader(rfd, t, errors), CHUNK)
 
 
 def stream_tree(

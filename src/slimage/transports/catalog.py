@@ -84,7 +84,7 @@ def resolve_for_save(store: Store, name: str) -> tuple[Image, list[str]]:
 
 
 @contextlib.contextmanager
-def _atomic_output(path: str | os.PathLike[str]):  # type: ignore[no-untyped-def]
+def _atomic_output(path: str | os.PathLike[str]):
     """A file that appears at PATH only once it is complete."""
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")

@@ -19,12 +19,12 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from slimage.errors import InvalidImageError, NotFoundError, UnsupportedMediaTypeError
-from slimage.image import Image
+from slimage.image import Image, Layer
 from slimage.layers.compression import sniff
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import VerifyingReader, hex_of, sha256_digest, validate
@@ -117,16 +117,20 @@ def _legacy_image(index: TarIndex, entry: ArchiveEntry) -> Image:
     manifest = Manifest.build(
         Descriptor(mt.DOCKER_CONFIG, config_digest, len(raw)), descs, docker=True
     )
-    layers = []
+    layers: list[Layer] = []
     for name, desc, diff_id in zip(entry.layers, descs, diff_ids, strict=True):
         layers.append(SourceLayer(desc, diff_id, _member_opener(index, name, desc)))
     return Image(manifest, config, layers, source=label, repo_tags=_norm_tags(entry.repo_tags))
 
 
-def _member_opener(index: TarIndex, name: str, desc: Descriptor):  # type: ignore[no-untyped-def]
-    return lambda: VerifyingReader(
-        index.open_member(name), desc.digest, size=desc.size, name=f"{index.label}: {name}"
-    )
+def _member_opener(index: TarIndex, name: str, desc: Descriptor) -> Callable[[], BinaryIO]:
+    def opener() -> BinaryIO:
+        raw: Any = index.open_member(name)
+        return VerifyingReader(  # type: ignore[return-value]
+            raw, desc.digest, size=desc.size, name=f"{index.label}: {name}"
+        )
+
+    return opener
 
 
 def _norm_tags(tags: list[str]) -> list[str]:
@@ -259,7 +263,7 @@ def write_archive(
     zstd layers itself and checks them against the config's diff_ids."""
     from slimage.transports.oci_layout import write_blobs
 
-    tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+    tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
     sink = _TarSink(tf)
     manifest_json: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}

@@ -37,7 +37,10 @@ def open_daemon_image(ref: str, *, platform: Platform | None = None) -> Image:
     t = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
     t.start()
     try:
-        index = TarIndex.spool(proc.stdout, f"docker-daemon:{ref}")
+        index = TarIndex.spool(
+            proc.stdout,  # type: ignore[arg-type]
+            f"docker-daemon:{ref}",
+        )
     except Exception:
         proc.kill()
         proc.wait()

@@ -333,7 +333,7 @@ class DirSink:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as fh:
-                fill(fh)  # type: ignore[arg-type]
+                fill(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(tmp, 0o644)
@@ -343,7 +343,10 @@ class DirSink:
             raise
 
     def put_bytes(self, name: str, data: bytes) -> None:
-        self._write(name, lambda fh: fh.write(data))  # type: ignore[arg-type,return-value]
+        def fill(fh: BinaryIO) -> None:
+            fh.write(data)
+
+        self._write(name, fill)
 
     def put_stream(self, name: str, size: int, stream: BinaryIO) -> None:
         def fill(fh: BinaryIO) -> None:

@@ -82,7 +82,7 @@ class TarIndex:
         self.file_size = os.fstat(self.fd).st_size
         self.members: dict[str, Member] = {}
         try:
-            tf = tarfile.open(fileobj=fileobj, mode="r:")  # type: ignore[call-overload]
+            tf = tarfile.open(fileobj=fileobj, mode="r:")
             while True:
                 info = tf.next()
                 if info is None:
@@ -128,10 +128,10 @@ class TarIndex:
         """A non-seekable stream (stdin, a pipe from `docker save`) is first copied to an
         anonymous temp file (deleted by the OS when closed, even on a crash)."""
         fh = tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115
-        shutil.copyfileobj(stream, fh, CHUNK)  # type: ignore[misc]
+        shutil.copyfileobj(stream, fh, CHUNK)
         fh.flush()
         fh.seek(0)
-        return cls(fh, label)  # type: ignore[arg-type]
+        return cls(fh, label)
 
     def resolve(self, name: str, depth: int = 0) -> Member:
         """Find a member, following symlink members (Docker 25 writes `layer.tar` as a
