@@ -119,7 +119,9 @@ def _legacy_image(index: TarIndex, entry: ArchiveEntry) -> Image:
     )
     layers: list[Layer] = []
     for name, desc, diff_id in zip(entry.layers, descs, diff_ids, strict=True):
-        layers.append(SourceLayer(desc, diff_id, _member_opener(index, name, desc)))
+        layer = SourceLayer(desc, diff_id, _member_opener(index, name, desc))
+        layer.open_unverified = _raw_opener(index, name)
+        layers.append(layer)
     return Image(manifest, config, layers, source=label, repo_tags=_norm_tags(entry.repo_tags))
 
 
@@ -129,6 +131,14 @@ def _member_opener(index: TarIndex, name: str, desc: Descriptor) -> Callable[[],
         return VerifyingReader(  # type: ignore[return-value]
             raw, desc.digest, size=desc.size, name=f"{index.label}: {name}"
         )
+
+    return opener
+
+
+def _raw_opener(index: TarIndex, name: str) -> Callable[[], BinaryIO]:
+    def opener() -> BinaryIO:
+        raw: Any = index.open_member(name)
+        return raw
 
     return opener
 

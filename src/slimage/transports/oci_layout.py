@@ -125,6 +125,15 @@ class SourceLayer(Layer):
     """A layer read from an archive or layout. When the blob *is* the uncompressed tar
     (digest == diff_id, as in legacy `docker save`), it is hashed once, not twice."""
 
+    open_unverified: Callable[[], BinaryIO] | None = None
+
+    def open_blob_unverified(self) -> BinaryIO:
+        """The raw blob without the digest check, for callers that hash it themselves
+        (the store's ingest, which checks the diff_id before committing)."""
+        if self.open_unverified is None:
+            return self.open_blob()
+        return self.open_unverified()
+
     def open_tar(self) -> BinaryIO:
         if self.descriptor.digest == self.diff_id:
             stream, kind = open_decompressed(self.open_blob(), name=f"layer {self.diff_id}")
