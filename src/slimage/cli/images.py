@@ -27,6 +27,12 @@ HISTORY_SIZE_RULE = (
 )
 
 
+SOURCE_HELP = (
+    "a store name or ID, a docker save archive, an OCI layout dir, or "
+    "docker-archive:PATH[:REF], oci:DIR[:REF], docker-daemon:REF"
+)
+
+
 def _bool(text: str) -> bool:
     t = text.strip().lower()
     if t in ("1", "t", "true", "yes", "on"):
@@ -464,7 +470,7 @@ def register(sub: Any) -> None:
         help="show the history of an image (store ref, archive or OCI layout)",
         description="Show the history of an image. " + HISTORY_SIZE_RULE,
     )
-    p.add_argument("image", metavar="IMAGE")
+    p.add_argument("image", metavar="IMAGE", help=SOURCE_HELP)
     p.add_argument(
         "-H",
         "--human",
@@ -483,7 +489,7 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("inspect", help="config and manifest of images, as JSON")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help=SOURCE_HELP)
     p.add_argument("-f", "--format", help="Go-template subset ({{.Id}}, {{json .Config}})")
     add_json_flag(p)
     p.set_defaults(func=cmd_inspect)
