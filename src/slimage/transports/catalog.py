@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,10 @@ def load_archive(
     if path is not None:
         index = TarIndex.open(path)
     elif stream is not None:
-        index = TarIndex.spool(stream, "stdin", str(store.tmp_dir))
+        if _is_regular_file(stream):  # `slimage load < file.tar`: read it in place
+            index = TarIndex(stream, "stdin")
+        else:
+            index = TarIndex.spool(stream, "stdin", str(store.tmp_dir))
     else:
         raise UsageError("load: give -i FILE or pipe an archive on stdin")
     try:
@@ -69,6 +73,13 @@ def load_archive(
         return out
     finally:
         index.close()
+
+
+def _is_regular_file(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def resolve_for_save(store: Store, name: str) -> tuple[Image, list[str]]:

@@ -274,6 +274,7 @@ def write_archive(
     from slimage.transports.oci_layout import write_blobs
 
     tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+    tf.copybufsize = CHUNK  # type: ignore[attr-defined]
     sink = _TarSink(tf)
     manifest_json: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}

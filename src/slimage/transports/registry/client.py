@@ -182,6 +182,7 @@ class Transport:
         self.insecure_hosts = {_auth.normalize_host(h) for h in insecure_hosts}
         self.timeout = timeout if timeout is not None else _env_float("SLIMAGE_HTTP_TIMEOUT", 60)
         self._idle: dict[Origin, list[Any]] = {}
+        self._contexts: dict[bool, ssl.SSLContext] = {}
         self._lock = threading.Lock()
         self.requests = 0
 
@@ -190,10 +191,16 @@ class Transport:
         return bool(names & self.insecure_hosts)
 
     def _ssl_context(self, origin: Origin) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()
-        if self.is_insecure(origin):
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
+        """One context per trust mode: loading the CA bundle costs ~10 ms each time."""
+        insecure = self.is_insecure(origin)
+        with self._lock:
+            ctx = self._contexts.get(insecure)
+            if ctx is None:
+                ctx = ssl.create_default_context()
+                if insecure:
+                    ctx.check_hostname = False
+                    ctx.verify_mode = ssl.CERT_NONE
+                self._contexts[insecure] = ctx
         return ctx
 
     def _new_conn(self, origin: Origin) -> Any:
@@ -565,6 +572,11 @@ class RegistryClient:
                 resp = self.transport.send(method, url, headers, body, progress)
             except ssl.SSLError:
                 raise
+            except ConnectionRefusedError:
+                # Nothing listens there: retrying only makes the user wait.
+                raise RegistryError(
+                    f"cannot connect to {Origin.of(url).netloc}: connection refused"
+                ) from None
             except TRANSIENT_ERRORS as exc:
                 last_exc = exc
                 if attempt + 1 < attempts:
@@ -577,8 +589,6 @@ class RegistryClient:
                 continue
             return resp
         what = f"{method} {strip_query(url)}"
-        if isinstance(last_exc, ConnectionRefusedError):
-            raise RegistryError(f"cannot connect to {Origin.of(url).netloc}: connection refused")
         raise TransientError(
             redact(
                 f"{what}: failed after {attempts} attempts ({type(last_exc).__name__}: {last_exc})"
@@ -609,7 +619,18 @@ class RegistryClient:
                 authz = self._authorization()
                 if authz:
                     send_headers["Authorization"] = authz
-            resp = self._send_retrying(method, url, send_headers, body, progress, retry)
+            try:
+                resp = self._send_retrying(method, url, send_headers, body, progress, retry)
+            except ssl.SSLCertVerificationError as exc:
+                raise RegistryError(
+                    f"{Origin.of(url).netloc}: TLS certificate not trusted ({exc.verify_message})"
+                ) from None
+            except (ssl.SSLError, http.client.HTTPException) as exc:
+                raise RegistryError(f"{method} {strip_query(url)}: {exc}") from None
+            except OSError as exc:
+                if isinstance(exc, TRANSIENT_ERRORS):
+                    raise
+                raise RegistryError(f"{method} {strip_query(url)}: {exc}") from None
             if resp.status == 401 and Origin.of(url) == home:
                 if refreshed:
                     resp.close()
