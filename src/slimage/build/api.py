@@ -86,6 +86,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
     from slimage.runtime.overlay import require_root
 
     t0 = time.monotonic()
+    require_root("slimage build")
     store = store or Store()
     ctx_dir = Path(opts.context)
     df_path = Path(opts.dockerfile) if opts.dockerfile else ctx_dir / "Dockerfile"
@@ -110,7 +111,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         store=store,
         context=BuildContext(ctx_dir, df_path),
         cache=BuildCache(store, enabled=not opts.no_cache),
-        layerdirs=LayerDirs(store) if os.geteuid() == 0 else None,  # type: ignore[arg-type]
+        layerdirs=LayerDirs(store),
         progress=progress,
         runtime_name=opts.runtime,
         network=opts.network,
@@ -145,8 +146,6 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
             progress.done()
             insts = ex.onbuild_triggers() + stage.instructions
             for n, inst in enumerate(insts, start=2):
-                if inst.cmd in ("run", "copy", "add", "workdir") and settings.layerdirs is None:
-                    require_root("slimage build")
                 steps += 1
                 ex.execute(inst, f"{stage.label} {n}/{len(insts) + 1}")
             done[idx] = ex.state
