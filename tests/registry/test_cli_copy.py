@@ -136,3 +136,15 @@ def test_cli_errors_are_one_line(cli, args, message) -> None:  # type: ignore[no
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     assert message in res.stderr
+
+
+def test_unreachable_registry_fails_fast(cli) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from tests.registry.servers import free_port
+
+    started = time.monotonic()
+    res = cli("pull", f"127.0.0.1:{free_port()}/nobody/home:1")
+    assert res.returncode != 0
+    assert "connection refused" in res.stderr and "Traceback" not in res.stderr
+    assert time.monotonic() - started < 5
