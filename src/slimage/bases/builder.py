@@ -12,16 +12,18 @@ so building from the same lock twice gives the same digest.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slimage.bases import rootfs
 from slimage.bases.cache import DebCache
-from slimage.bases.debfile import DebFile
+from slimage.bases.debfile import tar_entries
 from slimage.bases.errors import BaseBuildError
 from slimage.bases.lockfile import LockedPackage, Lockfile
 from slimage.bases.presets import BUSYBOX_APPLETS, BUSYBOX_PACKAGE, DATA_ONLY, Preset, get_preset
@@ -37,7 +39,8 @@ from slimage.bases.tarstream import IterStream, LayerTar
 from slimage.errors import UsageError
 from slimage.mutate import ImageAssembler, rfc3339
 from slimage.oci.model import HistoryEntry, Platform
-from slimage.store.store import Store
+from slimage.store.images import store_layer_tar
+from slimage.store.store import LayerInfo, Store
 
 CA_DIR = "usr/share/ca-certificates/"
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
@@ -94,6 +97,7 @@ class BaseBuildResult:
     seconds: float
     skipped_essential: list[str] = field(default_factory=list)
     duplicates: int = 0
+    reused_layers: int = 0
 
 
 def source_date_epoch(value: int | None = None) -> tuple[int, bool]:
@@ -182,7 +186,11 @@ class _LayerBuilder:
         clamp: bool,
         extra_ca: list[bytes],
         nonroot: bool,
+        pool: ThreadPoolExecutor,
+        cache: DebCache,
     ):
+        self.pool = pool
+        self.cache = cache
         self.lock = lock
         self.preset = preset
         self.debs = debs
@@ -205,22 +213,17 @@ class _LayerBuilder:
         status: dict[str, bytes] = {}
         certs: list[tuple[str, bytes]] = []
         for group, pkgs in groups:
-            for pkg in pkgs:
-                path = self.debs[pkg.sha256]
-                with DebFile(path, name=f"{pkg.name}_{pkg.version}_{pkg.architecture}.deb") as deb:
-                    status[pkg.name] = _status_text(deb.control_text())
-                    if pkg.name == "ca-certificates":
-                        for info, data in deb.data_entries():
-                            name = info.name.lstrip("./")
-                            if (
-                                data is not None
-                                and name.startswith(CA_DIR)
-                                and name.endswith(".crt")
-                            ):
-                                certs.append((name, data.read()))
-                        continue
-                    for info, data in deb.data_entries():
-                        yield from lt.from_member(info, data)
+            for pkg, control, data_tar in self._prefetch(pkgs):
+                status[pkg.name] = _status_text(control)
+                what = f"{pkg.name}_{pkg.version}_{pkg.architecture}.deb"
+                if pkg.name == "ca-certificates":
+                    for info, data in tar_entries(data_tar, what):
+                        name = info.name.lstrip("./")
+                        if data is not None and name.startswith(CA_DIR) and name.endswith(".crt"):
+                            certs.append((name, data.read()))
+                    continue
+                for info, data in tar_entries(data_tar, what):
+                    yield from lt.from_member(info, data)
             yield from self._group_extras(lt, group)
         if generated:
             generated[CA_BUNDLE] = (rootfs.ca_bundle(certs, self.extra_ca), 0o644)
@@ -231,6 +234,22 @@ class _LayerBuilder:
             yield lt.file(f"var/lib/dpkg/status.d/{name}", status[name])
         self.duplicates += len(lt.duplicates)
         yield lt.end()
+
+    def _prefetch(self, pkgs: list[LockedPackage]) -> Iterator[tuple[LockedPackage, str, bytes]]:
+        """(package, control, data.tar) in order, decompressed a few packages ahead in
+        the shared pool: xz decompression is most of the work and releases the GIL."""
+
+        def load(pkg: LockedPackage) -> tuple[str, bytes]:
+            return self.cache.unpacked(pkg, self.debs[pkg.sha256])
+
+        window = 3
+        futures: list[Future[tuple[str, bytes]]] = []
+        for i, pkg in enumerate(pkgs):
+            while len(futures) < min(len(pkgs), i + window):
+                futures.append(self.pool.submit(load, pkgs[len(futures)]))
+            control, data = futures[i].result()
+            futures[i] = None  # type: ignore[call-overload]  # let the bytes go
+            yield pkg, control, data
 
     def _generated_dirs(self, lt: LayerTar) -> Iterator[bytes]:
         yield lt.directory("root", 0o700)
@@ -287,6 +306,67 @@ def _config(asm: ImageAssembler, lock: Lockfile, preset: Preset) -> None:
     rt["Labels"] = {"io.slimage.base.preset": preset.name, "io.slimage.base.suite": lock.suite}
 
 
+# Bump when the bytes a group layer is made of change for the same inputs.
+LAYER_FORMAT = 1
+
+
+class _LayerCache:
+    """Group inputs -> the diff_id they produced, so a rebuild into a store that already
+    holds the layer skips extraction entirely. The key covers everything a group layer's
+    bytes depend on: the .debs (by hash), the preset's additions, the options, the epoch."""
+
+    def __init__(self, cache_dir: Path | None):
+        from slimage.bases.fetch import default_cache_dir
+
+        self.dir = (Path(cache_dir) if cache_dir else default_cache_dir()) / "layers"
+        self.hits = 0
+
+    def key(
+        self,
+        lock: Lockfile,
+        preset: Preset,
+        batch: list[tuple[str, list[LockedPackage]]],
+        epoch: int | None,
+        extra_ca: list[bytes],
+    ) -> str:
+        first = batch[0][0] == "static"
+        material = {
+            "format": LAYER_FORMAT,
+            "preset": [
+                preset.name,
+                preset.root_shell,
+                preset.busybox_in_bin,
+                list(preset.links),
+                preset.groups[-1][0],
+            ],
+            "suite": lock.suite,
+            "keep_docs": bool(lock.options.get("keep_docs")),
+            "epoch": epoch,
+            "groups": [[g, [p.sha256 for p in pkgs]] for g, pkgs in batch],
+            "ca": [hashlib.sha256(c).hexdigest() for c in extra_ca] if first else [],
+        }
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+    def lookup(self, store: Store, key: str) -> LayerInfo | None:
+        try:
+            diff_id = (self.dir / key).read_text().strip()
+        except OSError:
+            return None
+        info = store.layer_info(diff_id)
+        if info is None or not store.has_blob(info.blob):
+            return None
+        self.hits += 1
+        return info
+
+    def remember(self, key: str, diff_id: str) -> None:
+        from slimage.bases.fetch import atomic_write
+
+        try:
+            atomic_write(self.dir / key, diff_id.encode())
+        except OSError:
+            pass  # a read-only cache only costs speed
+
+
 def fetch_debs(lock: Lockfile, cache: DebCache, *, workers: int = 4) -> dict[str, Path]:
     """Every .deb of LOCK in the cache (downloading the missing ones), verified by sha256."""
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -320,24 +400,50 @@ def build(
     debs = fetch_debs(lock, cache)
     variant = "v8" if lock.arch == "arm64" else None
     asm = ImageAssembler(store, platform=Platform("linux", lock.arch, variant))
-    builder = _LayerBuilder(
-        lock,
-        preset,
-        debs,
-        epoch=sde,
-        clamp=explicit,
-        extra_ca=extra_ca,
-        nonroot=bool(lock.options.get("nonroot")),
-    )
     created = rfc3339(sde)
     grouped = [(g, pkgs) for g, pkgs in lock.by_group()]
     batches = [grouped] if lock.options.get("single_layer") else [[g] for g in grouped]
+    layer_cache = _LayerCache(cache_dir)
+    workers = max(2, min(4, os.cpu_count() or 2))
+    with (
+        ThreadPoolExecutor(max_workers=workers) as deb_pool,
+        ThreadPoolExecutor(max_workers=workers) as layer_pool,
+    ):
+        builder = _LayerBuilder(
+            lock,
+            preset,
+            debs,
+            epoch=sde,
+            clamp=explicit,
+            extra_ca=extra_ca,
+            nonroot=bool(lock.options.get("nonroot")),
+            pool=deb_pool,
+            cache=cache,
+        )
+
+        def make(batch: list[tuple[str, list[LockedPackage]]]) -> LayerInfo:
+            key = layer_cache.key(lock, preset, batch, sde if explicit else None, extra_ca)
+            known = layer_cache.lookup(store, key)
+            if known is not None:
+                return known
+            info = store_layer_tar(store, IterStream(builder.stream(batch)))
+            layer_cache.remember(key, info.diff_id)
+            return info
+
+        # Groups are independent layers: build them side by side, add them in order.
+        futures = [layer_pool.submit(make, batch) for batch in batches]
+        try:
+            infos = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
     reports: list[LayerReport] = []
-    for batch in batches:
+    for batch, info in zip(batches, infos, strict=True):
         names = [p.name for _, pkgs in batch for p in pkgs]
         label = "+".join(g for g, _ in batch)
-        info = asm.add_layer(
-            IterStream(builder.stream(batch)),
+        asm.add_stored_layer(
+            info,
             HistoryEntry(
                 created=created,
                 created_by=f"slimage base {preset.name}: {label} ({len(names)} packages: {' '.join(names)})",
@@ -358,4 +464,5 @@ def build(
         size=sum(r.size for r in reports),
         seconds=round(time.monotonic() - t0, 3),
         duplicates=builder.duplicates,
+        reused_layers=layer_cache.hits,
     )

@@ -190,6 +190,12 @@ class DebFile:
             raise DebFormatError(f"{self.what}: bad control.tar ({exc})") from None
         raise DebFormatError(f"{self.what}: control.tar has no control file")
 
+    def data_tar(self) -> bytes:
+        """The whole decompressed data.tar (checked for truncation), so the costly
+        decompression can run in a worker thread ahead of the layer writer."""
+        stream = _member_stream(self.fh, self._member("data.tar"), self.what)
+        return stream.read()
+
     def data_entries(self) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | None]]:
         """Entries of data.tar in archive order, with a reader for regular files.
 
@@ -203,3 +209,13 @@ class DebFile:
             raise DebFormatError(f"{self.what}: bad data.tar ({exc})") from None
         except (EOFError, tarfile.TarError) as exc:
             raise DebFormatError(f"{self.what}: truncated data.tar ({exc})") from None
+
+
+def tar_entries(data: bytes, what: str) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | None]]:
+    """Entries of an in-memory data.tar (see `DebFile.data_tar`)."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for info in tar:
+                yield info, (tar.extractfile(info) if info.isreg() else None)
+    except (EOFError, tarfile.TarError) as exc:
+        raise DebFormatError(f"{what}: truncated or corrupt data.tar ({exc})") from None
