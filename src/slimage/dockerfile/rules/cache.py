@@ -111,7 +111,6 @@ def add_url(ctx: LintContext) -> Iterator[Hit]:
     "apt-upgrade",
     Severity.WARNING,
     category="cache",
-    hadolint="DL3005",
     summary="`apt-get upgrade` in a Dockerfile",
     why="upgrading inside the build makes the image depend on the day it was built, "
     "rewrites large parts of the base into a new layer, and hides that the base is stale",
