@@ -1,10 +1,11 @@
 """Pull: bring an image from a registry into the store, moving only the missing blobs.
 
-Order matters for crash safety. Layers come first (concurrently, each streamed into the
-store's BlobWriter with its expected digest and size, so a wrong or truncated blob never
-becomes visible), then the config, then the manifest's exact bytes, and only then the
-ref. A pull killed at any point leaves finished blobs in place (the next pull skips them)
-and no partial blob and no dangling tag.
+Order matters for crash safety. The config comes first (it is small and says how many
+layers to expect), then the layers, concurrently, each streamed into the store's
+BlobWriter with its expected digest and size, so a wrong or truncated blob never becomes
+visible; then the manifest's exact bytes, and only then the ref. A pull killed at any
+point leaves finished blobs in place (the next pull skips them) and no partial blob and
+no dangling tag.
 
 Layers are stored as the registry serves them (that is what keeps the manifest digest
 identical to the registry's); their uncompressed side (diff_id check, Docker SIZE) is
