@@ -174,3 +174,29 @@ def test_pull_by_digest_verifies_and_keeps_no_tag(registry, store: Store, tmp_pa
     assert report.digest == digest == sha256_digest(other.read_blob(digest))
     assert other.refs() == {}
     assert other.resolve(by_digest) == digest
+
+
+def test_verify_layers_checks_diff_ids(registry, store: Store, tmp_path: Path) -> None:
+    """Registries never look inside layers; `--verify-layers` does, and records sizes."""
+    ref = _repo(registry) + ":good"
+    digest = make_image(store, ref, [{"v": random_bytes(40_000)}])
+    manifest = Manifest.parse(store.read_blob(digest))
+    config = json.loads(store.read_blob(manifest.config.digest))
+    push(store, ref)
+    res = run_cli("pull", "--verify-layers", "-q", ref, store_root=tmp_path / "v")
+    assert res.returncode == 0, res.stderr
+    info = Store(tmp_path / "v").layer_info(config["rootfs"]["diff_ids"][0])
+    assert info is not None and info.size == 40_000 and info.blob == manifest.layers[0].digest
+
+    # A config that lies about the diff_id: pulled bytes are fine, the claim is not.
+    config["rootfs"]["diff_ids"] = ["sha256:" + "1" * 64]
+    raw = json.dumps(config).encode()
+    cfg = Descriptor(manifest.config.media_type, store.put_bytes(raw), len(raw))
+    liar = Manifest.build(cfg, manifest.layers)
+    liar_digest = store.put_bytes(liar.raw)
+    bad_ref = _repo(registry) + ":liar"
+    store.add_image(liar_digest, tags=[bad_ref])
+    push(store, bad_ref)
+    res = run_cli("pull", "--verify-layers", bad_ref, store_root=tmp_path / "w")
+    assert res.returncode != 0 and "uncompresses to" in res.stderr
+    assert Store(tmp_path / "w").refs() == {}
