@@ -66,6 +66,10 @@ def test_crlf_line_endings_are_kept() -> None:
         "FROM debian:12\nRUN set -e\nRUN false; true\n",
         "FROM debian:12\nRUN A=1\nRUN echo $A > /a\n",
         "FROM debian:12\nRUN test -f /x || exit 0\nRUN touch /y\n",
+        # `a && b1; b2` / `a && b1 || b2` would run b2 even when `a` failed
+        "FROM debian:12\nRUN echo a\nRUN false; true\n",
+        "FROM debian:12\nRUN echo a\nRUN false || true\n",
+        "FROM debian:12\nRUN echo a\nRUN if true; then echo b; fi\n",
         # a comment inside the first script would swallow the second
         "FROM debian:12\nRUN echo a # note\nRUN echo b\n",
         # background job, trailing separator, subshell
@@ -102,6 +106,13 @@ def test_runs_that_must_not_be_merged(text: str) -> None:
 def test_shell_form_with_shell_features_is_kept(cmd: str) -> None:
     text = f"FROM debian:12\n{cmd}\n"
     assert fixed(text) == text
+
+
+def test_first_run_may_use_any_operator() -> None:
+    text = "FROM debian:12\nRUN false || echo a; echo b\nRUN echo c | tee /c\n"
+    assert fixed(text) == (
+        "FROM debian:12\nRUN false || echo a; echo b && \\\n    echo c | tee /c\n"
+    )
 
 
 def test_shell_form_to_exec_form() -> None:

@@ -304,6 +304,8 @@ class _Pass:
         self.esc = df.escape
         self.context_dir = context_dir
         self.edits: list[_Edit] = []
+        # Scripts the joined RUNs must have after the edit (checked on the new parse).
+        self.expected_runs: list[str] = []
 
     def line_at(self, pos: int) -> int:
         return bisect.bisect_right(self.txt.starts, pos)
@@ -478,6 +480,12 @@ class _Pass:
                 return False
             if script.commands[-1].op != "":
                 return False  # ends with `;`, `&&`, `|`: joining would change the grammar
+        # `a && b1; b2` would run b2 even when `a` fails: the joined RUN must only chain
+        # with `&&` and pipes at the top level of `b` (`a` may use anything: `a1; a2 && b`
+        # and `a1 || a2 && b` group to the left, as two RUNs did).
+        for cmd in pb[2].commands[:-1]:
+            if cmd.op not in ("&&", "|", "|&"):
+                return False
         for cmd in pa[2].commands:
             if cmd.op in ("(", ")") or cmd.prev_op in ("(", ")"):
                 return False
@@ -491,6 +499,7 @@ class _Pass:
 
     def _merge(self, group: list[Instruction]) -> None:
         head = group[0]
+        self.expected_runs.append(" && ".join(inst.value[0] for inst in group))
         indent = self.indent_of(head)
         leading = self.leading_and(head)
         nl = self.txt.newline(head.end_line)
@@ -684,6 +693,27 @@ def _line_map(before: str, after: str) -> list[int]:
     return out
 
 
+def _shape(script: str) -> list[tuple[tuple[str, ...], str]]:
+    return [(tuple(c.words), c.op) for c in shell.split(script).commands]
+
+
+def _check_joined(expected: list[str], new_text: str, path: str) -> None:
+    """Every joined RUN must run exactly the commands of its parts, chained with `&&`."""
+    if not expected:
+        return
+    shapes = {
+        tuple(_shape(i.value[0]))
+        for i in parse(new_text, path=path).instructions
+        if i.cmd == "run" and not i.json and i.value
+    }
+    for script in expected:
+        if tuple(_shape(script)) not in shapes:
+            raise FixError(
+                f"{path}: internal error: joining RUNs would change the script "
+                f"({script[:60]!r}...); nothing was written"
+            )
+
+
 def fix_text(
     text: str,
     *,
@@ -722,6 +752,7 @@ def fix_text(
                     f"{path}: internal error: fix {rule_id} produced a Dockerfile that does not "
                     f"parse ({err}); nothing was written"
                 ) from None
+            _check_joined(step.expected_runs, new, path)
             back = _line_map(text, current)
             for e in edits:
                 if e.description == "removed":
