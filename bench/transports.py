@@ -21,16 +21,21 @@ IMAGE = "slimage-test/node-vanilla:latest"
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """(wall seconds, peak RSS KB); the CPU seconds go to CPU[-1] for the table."""
     res = subprocess.run(
-        ["/usr/bin/time", "-f", "%e %M", *cmd],
+        ["/usr/bin/time", "-f", "%e %M %U %S", *cmd],
         capture_output=True,
         text=True,
         env=env,
     )
     if res.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}")
-    wall, rss = res.stderr.strip().splitlines()[-1].split()
+    wall, rss, user, sys_ = res.stderr.strip().splitlines()[-1].split()
+    CPU.append(float(user) + float(sys_))
     return float(wall), int(rss)
+
+
+CPU: list[float] = []
 
 
 def main() -> int:
@@ -46,39 +51,45 @@ def main() -> int:
     slimage = [sys.executable, "-m", "slimage.cli.main"]
     size_mb = os.path.getsize(archive) / 1e6
     print(f"archive: {archive} ({size_mb:.0f} MB), image {image}, {os.cpu_count()} CPUs\n")
-    print("| operation | slimage s | docker s | slimage/docker | slimage peak RSS |")
-    print("| --- | --- | --- | --- | --- |")
+    print(f"load average at start: {os.getloadavg()[0]:.1f}")
+    print(
+        "| operation | slimage s | docker s | slimage/docker | slimage peak RSS | slimage CPU s |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
     tmp = tempfile.mkdtemp(prefix="bench-transports-")
+
+    def row(what: str, ours: tuple[float, int], theirs: float | None) -> None:
+        wall, rss = ours
+        cpu = CPU[-2] if theirs is not None else CPU[-1]
+        d = f"{theirs:.2f}" if theirs is not None else "n/a"
+        ratio = f"{wall / theirs:.2f}" if theirs else "n/a"
+        print(f"| {what} | {wall:.2f} | {d} | {ratio} | {rss / 1024:.0f} MB | {cpu:.2f} |")
+
     try:
         env = dict(os.environ, SLIMAGE_HOME=os.path.join(tmp, "store"))
-        s_wall, s_rss = timed([*slimage, "load", "-i", archive], env)
-        d_wall, _ = timed(["docker", "load", "-i", archive])
-        print(
-            f"| load (fresh store; engine already has the layers) | {s_wall:.2f} | {d_wall:.2f} | {s_wall / d_wall:.2f} | {s_rss / 1024:.0f} MB |"
-        )
-        s2_wall, s2_rss = timed([*slimage, "load", "-i", archive], env)
-        print(
-            f"| load again (all layers present) | {s2_wall:.2f} | {d_wall:.2f} | {s2_wall / d_wall:.2f} | {s2_rss / 1024:.0f} MB |"
-        )
+        ours = timed([*slimage, "load", "-i", archive], env)
+        d_load, _ = timed(["docker", "load", "-i", archive])
+        row("load (fresh store; the engine already has the layers)", ours, d_load)
+        ours = timed([*slimage, "load", "-i", archive], env)
+        row("load again (all layers present)", ours, None)
         out1, out2 = os.path.join(tmp, "s.tar"), os.path.join(tmp, "d.tar")
-        s_wall, s_rss = timed([*slimage, "save", "-o", out1, image], env)
-        d_wall, _ = timed(["docker", "save", "-o", out2, image])
-        print(
-            f"| save -o (slimage: stored gzip blobs, {os.path.getsize(out1) / 1e6:.0f} MB; docker: plain tars, "
-            f"{os.path.getsize(out2) / 1e6:.0f} MB) | {s_wall:.2f} | {d_wall:.2f} | {s_wall / d_wall:.2f} | {s_rss / 1024:.0f} MB |"
+        ours = timed([*slimage, "save", "-o", out1, image], env)
+        d_save, _ = timed(["docker", "save", "-o", out2, image])
+        row(
+            f"save -o (slimage: stored gzip blobs, {os.path.getsize(out1) / 1e6:.0f} MB; "
+            f"docker: plain tars, {os.path.getsize(out2) / 1e6:.0f} MB)",
+            ours,
+            d_save,
         )
-        oci = os.path.join(tmp, "oci")
-        s_wall, s_rss = timed([*slimage, "save", "--format", "oci", "-o", oci, image], env)
-        print(f"| save --format oci | {s_wall:.2f} | n/a | n/a | {s_rss / 1024:.0f} MB |")
-        s_wall, s_rss = timed([*slimage, "history", image], env)
-        d_wall, _ = timed(["docker", "history", image])
-        print(
-            f"| history (store) | {s_wall:.2f} | {d_wall:.2f} | {s_wall / d_wall:.2f} | {s_rss / 1024:.0f} MB |"
+        ours = timed(
+            [*slimage, "save", "--format", "oci", "-o", os.path.join(tmp, "oci"), image], env
         )
-        s_wall, s_rss = timed([*slimage, "history", archive], env)
-        print(
-            f"| history straight from the archive (scans every layer) | {s_wall:.2f} | n/a | n/a | {s_rss / 1024:.0f} MB |"
-        )
+        row("save --format oci", ours, None)
+        ours = timed([*slimage, "history", image], env)
+        d_hist, _ = timed(["docker", "history", image])
+        row("history (store)", ours, d_hist)
+        ours = timed([*slimage, "history", archive], env)
+        row("history straight from the archive (scans every layer)", ours, None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
