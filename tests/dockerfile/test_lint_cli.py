@@ -247,3 +247,13 @@ def test_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPat
     rc, out, _ = run(["lint", "--no-config", "--json", "-"], capsys)
     data = json.loads(out)
     assert data["findings"][0]["file"] == "<stdin>" and rc == 1
+
+
+def test_tty_colour_when_asked() -> None:
+    from slimage.dockerfile.lint import LintResult, render_text
+
+    findings = lint_text("FROM debian:latest\n", path="Dockerfile")
+    coloured = render_text([LintResult("Dockerfile", findings)], color=True)
+    plain = render_text([LintResult("Dockerfile", findings)], color=False)
+    assert "\x1b[" in coloured and "\x1b[" not in plain
+    assert "Dockerfile:1 SL202 (DL3007) warning:" in plain

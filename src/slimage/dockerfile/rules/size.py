@@ -343,10 +343,11 @@ def delete_later(ctx: LintContext) -> Iterator[Hit]:
                     for target in targets:
                         for path, line in added:
                             if id(inst) in own and facts.path_covers(target, path):
+                                what = target if len(target) > len(path) else path
                                 yield Hit(
                                     inst,
-                                    f"`{' '.join(argv[:3])}` removes {path}, added on line "
-                                    f"{line}; those bytes stay in that layer",
+                                    f"`{' '.join(argv[:3])}` deletes {what}, which the layer of "
+                                    f"line {line} added; those bytes stay in that layer",
                                 )
                                 reported = True
                                 break
