@@ -24,7 +24,9 @@ import posixpath
 import struct
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from slimage.fs.tree import MergedTree, Node
 from slimage.image import Image
@@ -229,7 +231,7 @@ def parse_elf_pyelftools(data: bytes) -> ElfInfo:
     from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection
 
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf: Any = ELFFile(io.BytesIO(data))
         info = ElfInfo(
             elf.elfclass,
             {v: k for k, v in _PYELF_MACHINES.items()}.get(elf["e_machine"], 0),
@@ -237,6 +239,8 @@ def parse_elf_pyelftools(data: bytes) -> ElfInfo:
                 elf["e_type"], "other"
             ),
         )
+        seg: Any
+        tag: Any
         for seg in elf.iter_segments():
             if seg["p_type"] == "PT_INTERP":
                 info.interp = seg.get_interp_name()
@@ -255,7 +259,7 @@ def parse_elf_pyelftools(data: bytes) -> ElfInfo:
         for sec in elf.iter_sections():
             if isinstance(sec, GNUVerNeedSection):
                 for vn, auxs in sec.iter_versions():
-                    info.verneed.setdefault(vn.name, []).extend(a.name for a in auxs)
+                    info.verneed.setdefault(str(vn.name), []).extend(a.name for a in auxs)
             elif isinstance(sec, GNUVerDefSection):
                 for vd, auxs in sec.iter_versions():
                     if not vd["vd_flags"] & 1:
@@ -341,6 +345,17 @@ def resolve_path(tree: MergedTree, path: str, *, max_links: int = 40) -> str | N
     return "/".join(resolved)
 
 
+@dataclass
+class _Pending:
+    """The file whose bytes are being collected (until the next tar entry)."""
+
+    path: str
+    layer: int
+    buf: bytearray
+    elf: bool
+    keep: bool
+
+
 def read_image(
     image: Image,
     *,
@@ -353,18 +368,18 @@ def read_image(
     tree = MergedTree(detail=True)
     elves: dict[str, tuple[int, ElfInfo | str]] = {}
     contents: dict[str, tuple[int, bytes]] = {}
-    state: dict[str, object] = {}
+    state: dict[str, _Pending] = {}
     seen = 0
 
     def finish() -> None:
         cur = state.pop("cur", None)
         if cur is None:
             return
-        path, layer, buf, is_elf_cand, keep = cur  # type: ignore[misc]
-        data = bytes(buf)
-        if keep:
+        path, layer = cur.path, cur.layer
+        data = bytes(cur.buf)
+        if cur.keep:
             contents[path] = (layer, data)
-        if is_elf_cand and data[:4] == ELF_MAGIC:
+        if cur.elf and data[:4] == ELF_MAGIC:
             try:
                 elves[path] = (layer, read_elf(data))
             except ElfError as exc:
@@ -398,7 +413,7 @@ def read_image(
             if not is_elf and not keep:
                 return None
             buf = bytearray()
-            state["cur"] = [name, layer_index, buf, is_elf, keep]
+            state["cur"] = _Pending(name, layer_index, buf, is_elf, keep)
             checked = [False]
 
             def sink(piece: bytes) -> None:
@@ -751,10 +766,10 @@ class Checker:
             return v
         too_new: list[str] = []
         for lib, versions in info.verneed.items():
-            got = resolved.get(lib)
-            if got is None or got[0] == "(musl libc)":
+            found = resolved.get(lib)
+            if found is None or found[0] == "(musl libc)":
                 continue
-            defined = set(got[1].verdef)
+            defined = set(found[1].verdef)
             for ver in versions:
                 if ver not in defined:
                     too_new.append(f"{ver} from {lib}")
@@ -783,12 +798,17 @@ def check_compat(
     def want_src(p: str, size: int) -> bool:
         return p.endswith((".dist-info/RECORD", ".dist-info/WHEEL"))
 
-    source = read_image(image, elf=in_scope, want=want_src)
-    target_files = read_image(
-        target,
-        elf=lambda p: "/lib" in "/" + p or p.startswith("lib") or "/ld-" in p,
-        want=lambda p, s: p.startswith(("etc/ld.so.conf", "etc/ld-musl-")),
-    )
+    # The target is read in a second thread: its decompression and hashing release the
+    # GIL and overlap with the source's tar parsing.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(
+            read_image,
+            target,
+            elf=lambda p: "/lib" in "/" + p or p.startswith("lib") or "/ld-" in p,
+            want=lambda p, s: p.startswith(("etc/ld.so.conf", "etc/ld-musl-")),
+        )
+        source = read_image(image, elf=in_scope, want=want_src)
+        target_files = pending.result()
     system = TargetSystem.from_files(target_files)
     checker = Checker(source, system)
     notes = _wheel_notes(source)

@@ -228,8 +228,8 @@ class _LayerBuilder:
         if generated:
             generated[CA_BUNDLE] = (rootfs.ca_bundle(certs, self.extra_ca), 0o644)
             for path in sorted(generated):
-                data, mode = generated[path]
-                yield lt.file(path, data, mode)
+                content, mode = generated[path]
+                yield lt.file(path, content, mode)
         for name in sorted(status):
             yield lt.file(f"var/lib/dpkg/status.d/{name}", status[name])
         self.duplicates += len(lt.duplicates)
@@ -426,7 +426,7 @@ def build(
             known = layer_cache.lookup(store, key)
             if known is not None:
                 return known
-            info = store_layer_tar(store, IterStream(builder.stream(batch)))
+            info = store_layer_tar(store, IterStream(builder.stream(batch)))  # type: ignore[arg-type]
             layer_cache.remember(key, info.diff_id)
             return info
 

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 import zstandard
 
@@ -77,7 +77,7 @@ class _Slice(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def,override]
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
         n = min(len(buf), self.end - self.pos)
         if n <= 0:
             return 0
@@ -97,6 +97,7 @@ class _Decompressing(io.RawIOBase):
         self.what = what
         self.buf = b""
         self.done = False
+        self.dec: Any
         if kind == "xz":
             self.dec = lzma.LZMADecompressor()
         elif kind == "gz":
@@ -132,7 +133,7 @@ class _Decompressing(io.RawIOBase):
                         f"{self.what}: corrupt data.tar.{self.kind} ({exc})"
                     ) from None
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def,override]
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
         self._fill()
         n = min(len(buf), len(self.buf))
         buf[:n] = self.buf[:n]
@@ -145,7 +146,7 @@ def _member_stream(fh: BinaryIO, member: ArMember, what: str) -> BinaryIO:
     if kind not in ("", "xz", "gz", "bz2", "zst"):
         raise DebFormatError(f"{what}: unsupported compression {member.name}")
     raw = _Slice(fh, member.offset, member.size)
-    return io.BufferedReader(_Decompressing(raw, kind, f"{what} {member.name}"), CHUNK)  # type: ignore[return-value]
+    return io.BufferedReader(_Decompressing(raw, kind, f"{what} {member.name}"), CHUNK)  # type: ignore[return-value,unused-ignore]
 
 
 class DebFile:
@@ -196,7 +197,7 @@ class DebFile:
         stream = _member_stream(self.fh, self._member("data.tar"), self.what)
         return stream.read()
 
-    def data_entries(self) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | None]]:
+    def data_entries(self) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
         """Entries of data.tar in archive order, with a reader for regular files.
 
         The reader is only valid until the next entry is requested (streaming)."""
@@ -211,7 +212,7 @@ class DebFile:
             raise DebFormatError(f"{self.what}: truncated data.tar ({exc})") from None
 
 
-def tar_entries(data: bytes, what: str) -> Iterator[tuple[tarfile.TarInfo, BinaryIO | None]]:
+def tar_entries(data: bytes, what: str) -> Iterator[tuple[tarfile.TarInfo, IO[bytes] | None]]:
     """Entries of an in-memory data.tar (see `DebFile.data_tar`)."""
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:

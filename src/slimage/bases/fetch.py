@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from slimage.bases.errors import HashMismatchError, RepositoryError
 
@@ -31,7 +32,7 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "slimage"
 
 
-def _open(url: str, *, retries: int = 2):  # type: ignore[no-untyped-def]
+def _open(url: str, *, retries: int = 2) -> Any:
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     last: Exception | None = None
     for attempt in range(retries + 1):

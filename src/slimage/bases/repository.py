@@ -266,7 +266,8 @@ class Repository:
         parsed = self._lists() / f"{digest}.idx{_INDEX_FORMAT}"
         if parsed.exists():
             try:
-                return marshal.loads(parsed.read_bytes())  # type: ignore[no-any-return]
+                rows: list[tuple] = marshal.loads(parsed.read_bytes())
+                return rows
             except (EOFError, ValueError, TypeError):
                 parsed.unlink(missing_ok=True)
         raw_path = self._lists() / f"{digest}{Path(path).suffix if '.' in Path(path).name else ''}"
@@ -323,7 +324,9 @@ class Repository:
                 rel = self.release(source)
                 for component in source.components:
                     for row in self._fetch_packages(rel, component):
-                        index.add(PackageRecord(*row, base_url=source.url, suite=source.suite))
+                        rec = PackageRecord(*row)
+                        rec.base_url, rec.suite = source.url, source.suite
+                        index.add(rec)
             self._index = index
         return self._index
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import IO
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -97,7 +97,7 @@ class LayerTar:
         info.uname = info.gname = ""
         return head + self._header(info)
 
-    def from_member(self, member: tarfile.TarInfo, data: BinaryIO | None) -> Iterator[bytes]:
+    def from_member(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> Iterator[bytes]:
         """Copy one data.tar entry, unless its path is taken or filtered out."""
         path = _norm(member.name)
         if not path:
@@ -161,7 +161,7 @@ class IterStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def,override]
+    def readinto(self, buf: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buf:
             try:
                 self._buf = next(self._it)
@@ -172,7 +172,7 @@ class IterStream(io.RawIOBase):
         self._buf = self._buf[n:]
         return n
 
-    def read(self, n: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, n: int | None = -1) -> bytes:
         if n is None or n < 0:
             return b"".join([self._buf, *self._it])
         out = []

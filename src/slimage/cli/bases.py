@@ -207,7 +207,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from slimage.bases.presets import PRESETS
 
-    items = [
+    items: list[dict[str, Any]] = [
         {"name": p.name, "description": p.description, "groups": {g: list(r) for g, r in p.groups}}
         for p in PRESETS.values()
         if p.name != "custom"
