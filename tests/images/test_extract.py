@@ -253,3 +253,27 @@ def test_apply_matches_docker_export(
 
                 shutil.rmtree(p)
     assert tree_digest(flat) == tree_digest(exported)
+
+
+def test_replacing_a_symlinked_dir_does_not_reuse_stale_resolution(tmp_path: Path) -> None:
+    dest = tmp_path / "root"
+    extract_layer(
+        io.BytesIO(
+            layer_tar(
+                [E("usr", "dir"), E("usr/lib", "dir"), E("lib", "symlink", linkname="usr/lib")]
+            )
+        ),
+        dest,
+    )
+    upper = layer_tar(
+        [
+            E("lib/a", data=b"through the symlink"),
+            E(".wh.lib"),
+            E("lib", "dir"),
+            E("lib/b", data=b"in the new real dir"),
+        ]
+    )
+    extract_layer(io.BytesIO(upper), dest)
+    assert (dest / "usr/lib/a").read_bytes() == b"through the symlink"
+    assert not (dest / "lib").is_symlink() and (dest / "lib/b").exists()
+    assert not (dest / "usr/lib/b").exists()

@@ -112,14 +112,6 @@ class _Extractor:
         self._dir_cache[key] = out
         return out
 
-    def _forget_cache(self, rel: str) -> None:
-        """After deleting/replacing REL, cached resolutions through it are stale."""
-        if not self._dir_cache:
-            return
-        self._dir_cache = {
-            k: v for k, v in self._dir_cache.items() if not (v == rel or v.startswith(rel + "/"))
-        }
-
     def _remove(self, rel: str) -> None:
         path = self._abs(rel)
         try:
@@ -130,7 +122,10 @@ class _Extractor:
             shutil.rmtree(path)
         else:
             os.unlink(path)
-        self._forget_cache(rel)
+        if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            # cached resolutions may run through what was removed (a symlinked `lib`
+            # replaced by a real directory must not keep resolving to usr/lib)
+            self._dir_cache.clear()
 
     # ------------------------------------------------------------------ metadata
     def _meta(self, path: str, entry: TarEntry, *, is_link: bool = False) -> None:
