@@ -187,6 +187,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.docker
 def test_version_too_new_and_origin_runpath_match_the_engine(
     built: dict[str, bytes], docker_engine: str
 ) -> None:

@@ -21,6 +21,8 @@ from slimage.transports.sources import open_source
 from tests.bases import support
 from tests.support import testbed
 
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
 PORT = 3000  # the seed app's port is hard-coded
 
 
@@ -201,3 +203,69 @@ def test_debian_full_wraps_mmdebstrap(docker_engine: str, need_root: None, tmp_p
     )
     count, apt = r.stdout.strip().splitlines()
     assert int(count) > 80 and apt.startswith("apt ")
+
+
+def test_add_ca_and_nonroot_on_a_network_that_intercepts_tls(
+    nodejs_base: str, tmp_path: Path
+) -> None:
+    """Debian's node reads the system CA bundle; with the intercepting proxy's CA added by
+    --add-ca, HTTPS works from the image, and --nonroot runs node as 65532."""
+    support.need_debian()
+    from slimage.bases.builder import BaseSpec, build, make_repository, plan
+    from slimage.store.images import open_image
+    from slimage.store.store import Store
+    from slimage.transports.docker_engine import load_into_engine
+
+    spec = BaseSpec(preset="nodejs", nonroot=True)
+    lock, _ = plan(spec, make_repository(spec, support.CACHE))
+    store = Store(tmp_path / "store")
+    tag = "slimage-test/bases-nodejs-ca:nonroot"
+    build(lock, store, tags=[tag], cache_dir=support.CACHE, add_ca=[testbed.HOST_CA])
+    load_into_engine(open_image(store, tag), [tag])
+    script = (
+        "console.log(process.getuid());"
+        "require('https').get('https://registry.npmjs.org/express', r => console.log(r.statusCode))"
+        ".on('error', e => console.log(e.code))"
+    )
+
+    def fetch(image: str) -> list[str]:
+        r = support.docker(
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            image,
+            "-e",
+            script,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return r.stdout.split()
+
+    with_ca = fetch(tag)
+    without = fetch(nodejs_base)
+    if (
+        without[1:]
+        and without[1] not in ("200",)
+        and "CERT" not in without[1]
+        and "SIGNED" not in without[1]
+    ):
+        pytest.skip(f"no HTTPS to registry.npmjs.org from here ({without[1]})")
+    assert with_ca == ["65532", "200"]
+    assert without[0] == "0"
+    # On this network TLS is intercepted: the stock bundle alone does not trust it.
+    if without[1] != "200":
+        assert "CERT" in without[1] or "SIGNED" in without[1]
+
+
+def test_python3_preset_runs_with_its_stdlib(docker_engine: str) -> None:
+    tag, result = support.preset_image("python3")
+    support.in_docker(tag)
+    code = "import ssl, json, sqlite3, zoneinfo; print(ssl.OPENSSL_VERSION.split()[0], zoneinfo.ZoneInfo('Europe/Paris'))"
+    r = support.docker(
+        "run", "--rm", "--network", "host", tag, "-c", code, capture_output=True, text=True
+    )
+    assert r.stdout.split() == ["OpenSSL", "Europe/Paris"]
+    assert [layer.group for layer in result.layers] == ["static", "base", "cc", "python3"]  # type: ignore[attr-defined]
