@@ -92,6 +92,8 @@ def open_source(
         return open_image(store or Store(), spec[6:], platform=platform)
     if _looks_like_path(spec) and os.path.exists(os.path.expanduser(spec)):
         return open_path(spec, None, platform)
+    if spec.startswith(("/", "./", "../", "~")):
+        raise NotFoundError(f"{spec}: no such file or directory")
     try:
         return open_image(store or Store(), spec, platform=platform)
     except (ImageNotFoundError, UsageError):
