@@ -258,3 +258,14 @@ def test_not_an_archive(store: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar file at all" * 100)
     _refused(store, junk)
+
+
+def test_import_refuses_a_hostile_rootfs(store: Path, tmp_path: Path) -> None:
+    before = _state(store)
+    bad = tmp_path / "rootfs.tar"
+    bad.write_bytes(imagekit.layer_tar([E("etc", "dir"), E("etc/../../x", data=b"x")]))
+    res = slimage("import", str(bad), "evil/rootfs:1", root=store)
+    err = res.stderr.decode()
+    assert res.returncode != 0 and err.count("\n") == 1
+    assert str(bad) in err and "etc/../../x" in err
+    assert _state(store) == before
