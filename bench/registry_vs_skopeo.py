@@ -97,6 +97,14 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="slimage-bench-registry-"))
+    try:
+        return run(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("archive", nargs="?")
     ap.add_argument("--rounds", type=int, default=3)
@@ -119,7 +127,6 @@ def main() -> int:
             .splitlines()[-1]
         )
     archive_size = os.path.getsize(archive)
-    work = Path(tempfile.mkdtemp(prefix="slimage-bench-registry-"))
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["SLIMAGE_HOME"] = str(work / "store")
     env["DOCKER_CONFIG"] = str(work / "docker-config")
@@ -146,6 +153,7 @@ def main() -> int:
             "skopeo_pull",
             "slimage_pull",
             "cli_startup",
+            "head_rtt",
         )
     }
     heads = blobs = 0
@@ -255,7 +263,7 @@ def main() -> int:
         "slimage push -q 127.0.0.1:PORT/bench/vanilla:1            # again: re-push",
         "skopeo copy -q --src-tls-verify=false docker://127.0.0.1:PORT/bench/vanilla:1 oci:DIR",
         "SLIMAGE_HOME=EMPTY slimage pull -q 127.0.0.1:PORT/bench/vanilla:1",
-        "python bench/registry_vs_skopeo.py --rounds 3 --write bench/results/registry.md",
+        "python bench/registry_vs_skopeo.py --rounds 5 --write bench/results/registry.md",
         "```",
         "",
         "All rounds (seconds): "
@@ -265,7 +273,6 @@ def main() -> int:
     print(text)
     if args.write:
         Path(args.write).write_text(text)
-    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
