@@ -291,3 +291,12 @@ def test_findings_are_sorted_and_located() -> None:
     assert by_rule["SL101"].line == 3
     assert by_rule["SL303"].line == 4
     assert by_rule["SL201"].hadolint == "DL3006"
+
+
+def test_windows_base_is_not_a_posix_shell() -> None:
+    text = (
+        "# escape=`\nFROM mcr.microsoft.com/windows/servercore:ltsc2022\n"
+        "RUN powershell -Command Get-ChildItem | Select-Object Name\n"
+        "CMD sudo.exe | more\n"
+    )
+    assert not _ids(text) & {"SL207", "SL306"}

@@ -214,7 +214,9 @@ def _register_fix(subparsers: Any) -> None:
         description=(
             "Apply safe mechanical fixes (merge RUNs, apt/pip cache cleanup, exec-form CMD, "
             "COPY --chown). Prints the fixed Dockerfile, a unified diff (--diff), or rewrites "
-            "the file in place (--write). A file that cannot be parsed is never written."
+            "the file in place (--write). A file that cannot be parsed is never written. "
+            "Note: --no-install-recommends (SL104) drops packages' Recommends; use "
+            "--skip SL104 to keep them."
         ),
     )
     p.add_argument("file", metavar="FILE", help="Dockerfile to fix ('-' for stdin)")

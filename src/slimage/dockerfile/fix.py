@@ -15,6 +15,9 @@ precondition strict enough that the build result is the same apart from removed 
 - SL103/SL104: `--no-install-recommends` after `apt-get install`, and `apt-get clean &&
   rm -rf /var/lib/apt/lists/*` at the end of a RUN that updates and installs (never when a
   later RUN still needs the lists);
+  `--no-install-recommends` is the one rewrite that can change what is installed: a
+  package's Recommends are no longer pulled in. Build and test once after it, or keep
+  recommends with `--skip SL104`;
 - SL106: `--no-cache-dir` after `pip install`;
 - SL303: shell-form CMD/ENTRYPOINT -> exec form when the command uses no shell feature at
   all (no variables, globs, operators, redirections, escapes).

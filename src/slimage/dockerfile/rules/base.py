@@ -141,6 +141,9 @@ class StageInfo:
 
 _SHELL_NAMES = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "busybox"})
 DEFAULT_SHELL = ("/bin/sh", "-c")
+WINDOWS_SHELL = ("cmd", "/S", "/C")
+# Windows bases run RUN/CMD through cmd.exe, whose syntax is not POSIX sh.
+_WINDOWS_BASE = re.compile(r"windows|nanoserver|servercore", re.I)
 
 
 def _heredoc_only(words: list[str]) -> bool:
@@ -217,6 +220,8 @@ class LintContext:
         if st is None:
             return DEFAULT_SHELL
         current: tuple[str, ...] = DEFAULT_SHELL
+        if _WINDOWS_BASE.search(st.root_base):
+            current = WINDOWS_SHELL
         for other in st.all_instructions():
             if other is inst:
                 break
