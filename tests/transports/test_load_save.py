@@ -257,3 +257,23 @@ def test_import_stdin_with_changes_and_message(tmp_path: Path) -> None:
     assert open_source("imp/app:v2", Store(root)).config.history[0].comment == "my message"
     bad = slimage("import", "-c", "RUN rm -rf /", "-", root=root, input=layer)
     assert bad.returncode != 0 and b"RUN" in bad.stderr
+
+
+def test_load_gzipped_archive_like_docker(tricky_legacy_archive: Path, tmp_path: Path) -> None:
+    """`docker save | gzip > x.tar.gz; docker load -i x.tar.gz` works, so must ours, from a
+    file, a redirected file and a pipe."""
+    gz = tmp_path / "x.tar.gz"
+    gz.write_bytes(imagekit.compress(tricky_legacy_archive.read_bytes(), "gzip"))
+    want = "Loaded image: slimage-test/tricky:legacy\n"
+    assert slimage("load", "-i", str(gz), root=tmp_path / "a").stdout.decode() == want
+    assert slimage("load", root=tmp_path / "b", input=gz.read_bytes()).stdout.decode() == want
+    import sys
+
+    with open(gz, "rb") as fh:
+        res = subprocess.run(
+            [sys.executable, "-m", "slimage.cli.main", "load"],
+            stdin=fh,
+            capture_output=True,
+            env=dict(os.environ, SLIMAGE_HOME=str(tmp_path / "c")),
+        )
+    assert res.stdout.decode() == want, res.stderr

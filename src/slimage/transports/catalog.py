@@ -76,8 +76,12 @@ def load_archive(
 
 
 def _is_regular_file(stream: BinaryIO) -> bool:
+    """A plain, uncompressed tar file behind STREAM (so it can be read by offset)."""
+    from slimage.layers.compression import sniff
+
     try:
-        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+        fd = stream.fileno()
+        return stat.S_ISREG(os.fstat(fd).st_mode) and sniff(os.pread(fd, 8, 0)) == "none"
     except (OSError, AttributeError, ValueError):
         return False
 

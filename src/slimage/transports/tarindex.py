@@ -121,14 +121,27 @@ class TarIndex:
             raise NotFoundError(f"{path}: no such file") from None
         except IsADirectoryError:
             raise InvalidImageError(f"{path}: is a directory, not an archive") from None
+        from slimage.layers.compression import sniff
+
+        if sniff(fh.read(8)) != "none":
+            # `docker save | gzip`: docker load takes it, so do we (unpacked to a temp file)
+            fh.seek(0)
+            try:
+                return cls.spool(fh, str(path))
+            finally:
+                fh.close()
+        fh.seek(0)
         return cls(fh, str(path))
 
     @classmethod
     def spool(cls, stream: BinaryIO, label: str = "stdin", tmp_dir: str | None = None) -> TarIndex:
         """A non-seekable stream (stdin, a pipe from `docker save`) is first copied to an
         anonymous temp file (deleted by the OS when closed, even on a crash)."""
+        from slimage.layers.compression import open_decompressed
+
+        plain, _ = open_decompressed(stream, name=label)  # a gzipped archive works too
         fh = tempfile.TemporaryFile(dir=tmp_dir)  # noqa: SIM115
-        shutil.copyfileobj(stream, fh, CHUNK)
+        shutil.copyfileobj(plain, fh, CHUNK)
         fh.flush()
         fh.seek(0)
         return cls(fh, label)

@@ -183,6 +183,8 @@ class Transport:
         self.timeout = timeout if timeout is not None else _env_float("SLIMAGE_HTTP_TIMEOUT", 60)
         self._idle: dict[Origin, list[Any]] = {}
         self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._busy: set[Any] = set()
+        self._aborted = False
         self._lock = threading.Lock()
         self.requests = 0
 
@@ -220,16 +222,32 @@ class Transport:
         with self._lock:
             idle = self._idle.get(origin)
             if idle:
-                return idle.pop(), True
-        return self._new_conn(origin), False
+                conn = idle.pop()
+                self._busy.add(conn)
+                return conn, True
+        conn = self._new_conn(origin)
+        with self._lock:
+            self._busy.add(conn)
+        return conn, False
 
     def checkin(self, origin: Origin, conn: Any, reuse: bool) -> None:
-        if reuse:
-            with self._lock:
+        with self._lock:
+            self._busy.discard(conn)
+            if reuse and not self._aborted:
                 self._idle.setdefault(origin, []).append(conn)
-        else:
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def abort(self) -> None:
+        """Cut every connection in use, so threads blocked in recv/send wake up now
+        (Ctrl-C, or a failed transfer cancelling its siblings)."""
+        with self._lock:
+            self._aborted = True
+            busy = list(self._busy)
+        for conn in busy:
             with contextlib.suppress(Exception):
-                conn.close()
+                conn.sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         with self._lock:

@@ -18,7 +18,6 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from slimage.errors import (
@@ -50,16 +49,13 @@ from slimage.transports.registry.report import (
     ProgressSink,
     TransferReport,
 )
+from slimage.transports.registry.workers import Cancelled, run_all
 
 if TYPE_CHECKING:
     from slimage.image import Image
 
 CHUNK = 1 << 20
 MAX_CONFIG_BYTES = 16 << 20
-
-
-class _Cancelled(Exception):
-    pass
 
 
 def _download(
@@ -80,7 +76,7 @@ def _download(
     try:
         while True:
             if cancel.is_set():
-                raise _Cancelled()
+                raise Cancelled()
             have = writer.size
             headers = {"Range": f"bytes={have}-"} if have else {}
             resp = client.request("GET", path, headers=headers)
@@ -109,7 +105,7 @@ def _download(
                 while True:
                     if cancel.is_set():
                         resp.close()
-                        raise _Cancelled()
+                        raise Cancelled()
                     # read1: at most one recv, so a reset loses nothing already read
                     # (a buffered readinto can fill part of the buffer, then raise).
                     data = resp.raw.read1(CHUNK)
@@ -275,19 +271,7 @@ def pull(
         progress.end(blob)
 
     todo.sort(key=lambda t: -t[0].size)  # big first: the longest transfer sets the pace
-    if todo:
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(todo)))) as pool:
-            futures = [pool.submit(work, d, b) for d, b in todo]
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
-                cancel.set()
-                for f in pending:
-                    f.cancel()
-                wait(pending)
-                errors = [f.exception() for f in failed]
-                real = [e for e in errors if not isinstance(e, _Cancelled)]
-                raise (real or errors)[0]  # type: ignore[misc]
+    run_all(work, todo, jobs, cancel, client.transport.abort)
 
     if index_layers:
         index_image_layers(store, manifest, config)

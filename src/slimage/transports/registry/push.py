@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 from slimage.errors import AuthError, BlobNotFoundError, InvalidImageError, RegistryError
 from slimage.oci.digest import sha256_digest
@@ -39,6 +38,7 @@ from slimage.transports.registry.report import (
     ProgressSink,
     TransferReport,
 )
+from slimage.transports.registry.workers import Cancelled, run_all
 
 MAX_UPLOAD_ATTEMPTS = 3
 
@@ -83,6 +83,8 @@ class _Pusher:
         raise error_from_response(resp, f"{self.where}: HEAD blob {digest}")
 
     def push_blob(self, desc: Descriptor, blob: BlobReport, mount_from: list[str]) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
         if not self.store.has_blob(desc.digest):
             raise BlobNotFoundError(f"{self.where}: blob {desc.digest} is not in the store")
         if self.exists(desc.digest):
@@ -141,6 +143,8 @@ class _Pusher:
 
     def _sent(self, blob: BlobReport) -> Callable[[int], None]:
         def on_sent(n: int) -> None:
+            if self.cancel.is_set():
+                raise Cancelled()
             blob.bytes_sent += n
             self.progress.advance(blob, n)
 
@@ -164,7 +168,7 @@ class _Pusher:
         offset = 0
         while offset < size:
             if self.cancel.is_set():
-                raise RegistryError(f"{self.where}: cancelled")
+                raise Cancelled()
             n = min(self.chunk_size, size - offset)
             hdrs = dict(headers, **{"Content-Range": f"{offset}-{offset + n - 1}"})
             try:
@@ -301,16 +305,7 @@ def push(
             progress.end(blob)
 
     order = sorted(blob_reports, key=lambda t: -t[0].size)
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(order)))) as pool:
-        futures = [pool.submit(work, d, b) for d, b in order]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            cancel.set()
-            for f in pending:
-                f.cancel()
-            wait(pending)
-            raise failed[0].exception()  # type: ignore[misc]
+    run_all(work, order, jobs, cancel, client.transport.abort)
 
     for i, (mdigest, raw, media_type) in enumerate(manifests):
         last = i == len(manifests) - 1
