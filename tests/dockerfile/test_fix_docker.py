@@ -214,3 +214,36 @@ def test_runtime_config_kept(built) -> None:
     out_a = _docker(*run, orig_tag, capture_output=True, text=True).stdout
     out_b = _docker(*run, fixed_tag, capture_output=True, text=True).stdout
     assert out_a == out_b == "port=8080\n"
+
+
+FAILING = {
+    "false-then-semicolon": "FROM debian:bookworm\nRUN false\nRUN echo a; echo b\n",
+    "test-then-or": "FROM debian:bookworm\nRUN test -e /nonexistent\nRUN echo x || true\n",
+    "missing-package": (
+        "FROM debian:bookworm\nRUN apt-get install -y slimage-no-such-package\nRUN echo hi\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_a_failing_build_still_fails_after_fix(
+    name: str, debian_image: str, tmp_path: Path
+) -> None:
+    """Joining RUNs must not turn a failing step into a passing one."""
+    text = FAILING[name]
+    fixed = fix_text(text).fixed
+    tag = f"slimage-fixtest-fail-{name}-{uuid.uuid4().hex[:8]}"
+    results = []
+    for label, body in (("orig", text), ("fixed", fixed)):
+        df = tmp_path / f"Dockerfile.{label}"
+        df.write_text(body)
+        proc = subprocess.run(
+            [DOCKER, "build", "--network", "host", "-q", "-t", tag, "-f", str(df), str(tmp_path)],
+            env=dict(os.environ, DOCKER_BUILDKIT="1"),
+            capture_output=True,
+            text=True,
+        )
+        results.append(proc.returncode)
+    subprocess.run([DOCKER, "rmi", "-f", tag], capture_output=True)
+    assert results[0] != 0, "the original was meant to fail"
+    assert results[1] != 0, f"fixed Dockerfile builds although the original fails:\n{fixed}"
