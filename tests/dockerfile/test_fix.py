@@ -238,3 +238,14 @@ def test_fix_never_writes_a_file_it_cannot_parse(
     err = capsys.readouterr().err
     assert f"{df}:4:" in err and "unterminated heredoc" in err and "Traceback" not in err
     assert df.read_text() == bad
+
+
+def test_no_trailing_newline_and_symlink(tmp_path: Path) -> None:
+    assert fixed("FROM x:1\nRUN a\nRUN b") == "FROM x:1\nRUN a && \\\n    b"
+    real = tmp_path / "real.Dockerfile"
+    real.write_text("FROM x:1\nCMD node a.js\n")
+    link = tmp_path / "Dockerfile"
+    link.symlink_to(real.name)
+    fix_file(link, write=True)
+    assert link.is_symlink()
+    assert real.read_text() == 'FROM x:1\nCMD ["node", "a.js"]\n'

@@ -789,7 +789,8 @@ def fix_file(
         skip=skip,
     )
     if write and result.changed:
-        _atomic_write(p, result.fixed)
+        # Write through a symlinked Dockerfile instead of replacing the link.
+        _atomic_write(Path(os.path.realpath(p)), result.fixed)
     return result
 
 
