@@ -66,27 +66,31 @@ def _cleanup_on_signal() -> Iterator[None]:
     except KeyboardInterrupt:
         raise Interrupted("build interrupted; mounts and containers cleaned up") from None
     finally:
-        from slimage.build.rootfs import cleanup_all
-        from slimage.build.runner import kill_all
+        import sys
 
-        kill_all()
-        cleanup_all()
+        # Nothing can be mounted or running unless these modules were loaded.
+        if "slimage.build.runner" in sys.modules:
+            sys.modules["slimage.build.runner"].kill_all()
+        if "slimage.build.rootfs" in sys.modules:
+            sys.modules["slimage.build.rootfs"].cleanup_all()
         signal.signal(signal.SIGTERM, old)
 
 
 def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
     from slimage.build.cache import BuildCache
     from slimage.build.context import BuildContext
-    from slimage.build.executor import BuildSettings, StageExecutor, StageState
+    from slimage.build.executor import BuildSettings, StageExecutor, StageState, rfc3339
     from slimage.build.planner import plan
     from slimage.build.progress import Progress
-    from slimage.build.rootfs import LayerDirs
     from slimage.dockerfile import parse_file
-    from slimage.mutate import rfc3339
-    from slimage.runtime.overlay import require_root
 
     t0 = time.monotonic()
-    require_root("slimage build")
+    if os.geteuid() != 0:
+        from slimage.errors import PermissionRequiredError
+
+        raise PermissionRequiredError(
+            "slimage build needs root (overlayfs mounts and runc); run it with sudo or as root"
+        )
     store = store or Store()
     ctx_dir = Path(opts.context)
     df_path = Path(opts.dockerfile) if opts.dockerfile else ctx_dir / "Dockerfile"
@@ -111,7 +115,6 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         store=store,
         context=BuildContext(ctx_dir, df_path),
         cache=BuildCache(store, enabled=not opts.no_cache),
-        layerdirs=LayerDirs(store),
         progress=progress,
         runtime_name=opts.runtime,
         network=opts.network,
@@ -159,7 +162,13 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
 
         mdigest = sha256_digest(manifest.raw)
         store.put_bytes(manifest.raw, mdigest)
-        store.add_image(mdigest, tags=opts.tags, added=rfc3339())
+        refs = store.refs()
+        from slimage.store.refs import parse_reference
+
+        if mdigest not in store.images() or any(
+            refs.get(parse_reference(t).name) != mdigest for t in opts.tags
+        ):
+            store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
     outputs: list[str] = []
     if opts.outputs or opts.load:
         from slimage.build.outputs import export

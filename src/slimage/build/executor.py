@@ -14,12 +14,10 @@ import posixpath
 import re
 import stat
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slimage.build import history as hist
 from slimage.build.cache import BuildCache, CacheEntry, step_key
@@ -27,20 +25,32 @@ from slimage.build.context import BuildContext
 from slimage.build.fsops import Copier, CopyOpts, mkdir_p, resolve_in_root
 from slimage.build.planner import PlannedStage
 from slimage.build.progress import Progress
-from slimage.build.rootfs import LayerDirs, Workspace
-from slimage.build.runner import RunRequest, run_in
 from slimage.dockerfile.expand import expand_word, expand_words
 from slimage.dockerfile.model import Instruction
 from slimage.errors import BuildError, ImageNotFoundError
-from slimage.image import Image, Layer
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import Descriptor, ImageConfig, Manifest
-from slimage.runtime.ocirun import OciRuntime
 from slimage.runtime.spec import DEFAULT_PATH, bind
-from slimage.runtime.users import resolve_user
 from slimage.store.store import Store
 
+if TYPE_CHECKING:
+    from slimage.build.rootfs import LayerDirs, Workspace
+    from slimage.image import Image, Layer
+    from slimage.runtime.ocirun import OciRuntime
+
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+def rfc3339(ts: float) -> str:
+    """Docker's config timestamp format (same as slimage.mutate.rfc3339, without importing
+    the layer machinery on the no-op rebuild path)."""
+    import datetime as _dt
+
+    when = _dt.datetime.fromtimestamp(ts, _dt.UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + "Z"
 
 
 @dataclass
@@ -48,7 +58,6 @@ class BuildSettings:
     store: Store
     context: BuildContext
     cache: BuildCache
-    layerdirs: LayerDirs
     progress: Progress
     runtime_name: str | None = None
     network: str = "host"
@@ -57,16 +66,26 @@ class BuildSettings:
     source_date_epoch: int | None = None
     compression: str = "gzip"
     _runtime: OciRuntime | None = None
+    _layerdirs: LayerDirs | None = None
+
+    @property
+    def layerdirs(self) -> LayerDirs:
+        """Unpacked layers and overlay workspaces: only needed once a step really runs."""
+        if self._layerdirs is None:
+            from slimage.build.rootfs import LayerDirs
+
+            self._layerdirs = LayerDirs(self.store)
+        return self._layerdirs
 
     @property
     def runtime(self) -> OciRuntime:
         if self._runtime is None:
+            from slimage.runtime.ocirun import OciRuntime
+
             self._runtime = OciRuntime(self.runtime_name)
         return self._runtime
 
     def now(self) -> str:
-        from slimage.mutate import rfc3339
-
         if self.source_date_epoch is not None:
             return rfc3339(self.source_date_epoch)
         return rfc3339(time.time())
@@ -118,6 +137,8 @@ class StageState:
         return self.data.get("created")
 
     def layer_objects(self, store: Store) -> list[Layer]:
+        from slimage.image import Layer
+
         return [
             Layer(d, diff_id, open_blob=lambda dg=d.digest: store.open_blob(dg))
             for d, diff_id in zip(self.layers, self.diff_ids, strict=True)
@@ -191,20 +212,28 @@ class StageExecutor:
             state.arg_order = []
             state.cmd_set = False
         elif st.base == "scratch":
-            from slimage.mutate import empty_config
+            from slimage.oci.model import Platform
 
-            state = StageState(empty_config(), [], [], False, step_key("", "scratch"))
+            plat = Platform.host()
+            data: dict[str, Any] = {
+                "architecture": plat.architecture,
+                "os": plat.os,
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "history": [],
+            }
+            if plat.variant:
+                data["variant"] = plat.variant
+            state = StageState(data, [], [], False, step_key("", "scratch"))
             # BuildKit's emptyImage: PATH and WorkingDir "/" are set from the start.
             state.data["config"] = {"Env": [f"PATH={DEFAULT_PATH}"], "WorkingDir": "/"}
         else:
-            image = open_base(self.s.store, st.base)
-            data = copy.deepcopy(image.config.data)
+            manifest, config = base_config(self.s.store, st.base)
             state = StageState(
-                data,
-                list(image.manifest.layers),
-                list(image.config.diff_ids),
-                mt.is_docker(image.manifest.media_type),
-                step_key("", "from", image.id),
+                copy.deepcopy(config.data),
+                list(manifest.layers),
+                list(config.diff_ids),
+                mt.is_docker(manifest.media_type),
+                step_key("", "from", config.digest),
             )
         state.name = st.label
         state.data.setdefault("history", [])
@@ -286,6 +315,8 @@ class StageExecutor:
         self.s.progress.done()
 
     def _user_ids(self, rootfs: Path, spec: str | None) -> tuple[int, int]:
+        from slimage.runtime.users import resolve_user
+
         u = resolve_user(rootfs, spec)
         return u.uid, u.gid
 
@@ -504,6 +535,8 @@ class StageExecutor:
         user, _, group = chown.partition(":")
         if user.isdigit() and (not group or group.isdigit()):
             return int(user), int(group) if group else int(user)
+        from slimage.runtime.users import resolve_user
+
         u = resolve_user(rootfs, chown)
         return u.uid, u.gid
 
@@ -747,6 +780,8 @@ class StageExecutor:
         inst: Instruction,
     ) -> None:
         import hashlib
+        import urllib.parse
+        import urllib.request
 
         checksum = inst.flag("checksum")
         try:
@@ -807,6 +842,9 @@ class StageExecutor:
         key = step_key(st.key, "RUN", args, env_list, user, cwd, network, mount_key)
 
         def action(ws: Workspace) -> None:
+            from slimage.build.runner import RunRequest, run_in
+            from slimage.runtime.users import resolve_user
+
             u = resolve_user(ws.merged, user)
             env = list(env_list)
             if not any(e.startswith("HOME=") for e in env):
@@ -960,6 +998,23 @@ def _glob_in_root(root: str, pattern: str) -> list[str]:
             nxt.extend(posixpath.join(base, n) for n in names if rx.match(n))
         results = nxt
     return [r for r in results if os.path.lexists(resolve_in_root(root, r, follow_last=False))]
+
+
+def base_config(store: Store, name: str) -> tuple[Manifest, ImageConfig]:
+    """A base image's manifest and config, without opening its layers (the no-op
+    rebuild path needs only these)."""
+    from slimage.errors import InvalidImageError
+
+    try:
+        digest = store.resolve(name)
+    except ImageNotFoundError:
+        open_base(store, name)  # raises the builder's message
+        raise
+    manifest = store.manifest_for(digest)
+    config = ImageConfig.parse(store.read_blob(manifest.config.digest))
+    if len(config.diff_ids) != len(manifest.layers):
+        raise InvalidImageError(f"{name}: manifest and config disagree on the layer count")
+    return manifest, config
 
 
 def open_base(store: Store, name: str) -> Image:
