@@ -84,3 +84,41 @@ def test_killed_pull_resumes_without_refetching(registry, store: Store, tmp_path
         assert victim.fsck().ok
     finally:
         proxy.stop()
+
+
+def test_ctrl_c_stops_a_stalled_pull_at_once(registry, store: Store, tmp_path: Path) -> None:
+    """SIGINT while a blob transfer hangs: exit 130 within moments, nothing half-stored."""
+    path = f"i{uuid.uuid4().hex[:8]}/img"
+    ref = f"{registry.host}/{path}:1"
+    digest = make_image(
+        store, ref, [{"a": random_bytes(100_000)}, {"big": random_bytes(2_000_000)}]
+    )
+    push(store, ref)
+    big = max(Manifest.parse(store.read_blob(digest)).layers, key=lambda d: d.size).digest
+    proxy = FaultProxy(registry.host)
+    try:
+        proxy.add(Fault(match=big, kind="stall_half", method="GET"))
+        env = env_without_proxies()
+        env["SLIMAGE_HOME"] = str(tmp_path / "v")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "slimage.cli.main", "pull", "-q", f"{proxy.host}/{path}:1"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.time() + 60
+        while proxy.bytes_served.get(big, 0) == 0 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the stalled GET is now blocked in recv
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert time.monotonic() - started < 10
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        victim = Store(tmp_path / "v")
+        assert not victim.has_blob(big) and victim.refs() == {}
+        assert list(victim.tmp_dir.iterdir()) == []  # the aborted writer cleaned up
+    finally:
+        proxy.stop()
