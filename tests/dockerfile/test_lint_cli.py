@@ -257,3 +257,16 @@ def test_tty_colour_when_asked() -> None:
     plain = render_text([LintResult("Dockerfile", findings)], color=False)
     assert "\x1b[" in coloured and "\x1b[" not in plain
     assert "Dockerfile:1 SL202 (DL3007) warning:" in plain
+
+
+def test_build_arg_resolves_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    df = write(tmp_path, "ARG BASE\nFROM ${BASE}\nUSER 1\n")
+    rc, out, _ = run(
+        ["lint", "--no-config", "--json", "--build-arg", "BASE=node:latest", str(df)], capsys
+    )
+    rules = {f["rule"] for f in json.loads(out)["findings"]}
+    assert {"SL202", "SL114"} <= rules
+    rc, out, _ = run(["lint", "--no-config", "--json", str(df)], capsys)
+    assert not {f["rule"] for f in json.loads(out)["findings"]} & {"SL202", "SL114"}
+    rc, _, err = run(["lint", "--build-arg", "nope", str(df)], capsys)
+    assert rc == 2 and "KEY=VALUE" in err

@@ -108,6 +108,13 @@ def _register_lint(subparsers: Any) -> None:
     )
     p.add_argument("--config", metavar="PATH", help=".slimage.toml or pyproject.toml to use")
     p.add_argument("--no-config", action="store_true", help="ignore configuration files")
+    p.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="value for a global ARG used in FROM (as docker build); repeatable",
+    )
     p.add_argument("--list-rules", action="store_true", help="print the rules and exit")
     p.set_defaults(func=run_lint)
 
@@ -137,6 +144,11 @@ def _lint_config(args: argparse.Namespace, first_file: str | None) -> Any:
     config.ignore = frozenset(ignore)
     if args.failure_threshold:
         config.failure_threshold = args.failure_threshold
+    for item in args.build_arg:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise UsageError(f"--build-arg: expected KEY=VALUE, got {item!r}")
+        config.build_args[key] = value
     if args.trusted_registry:
         config.trusted_registries = tuple(
             [*config.trusted_registries, *(r.lower().rstrip("/") for r in args.trusted_registry)]

@@ -43,6 +43,8 @@ class LintConfig:
     failure_threshold: str = "warning"
     trusted_registries: tuple[str, ...] = ()
     source: str | None = None  # the file this came from, for messages
+    # `--build-arg` values for resolving `FROM ${BASE}` (command line only).
+    build_args: dict[str, str] = field(default_factory=dict)
 
 
 def find_config(start: Path) -> Path | None:

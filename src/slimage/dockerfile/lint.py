@@ -68,23 +68,46 @@ class LintResult:
     error: DockerfileError | None = None
 
 
-def _stage_infos(dockerfile: Dockerfile) -> list[StageInfo]:
+def _raw_stages(
+    dockerfile: Dockerfile,
+) -> list[tuple[str | None, str, Instruction, list[Instruction]]]:
+    """Stages with bases as written: for Dockerfiles whose FROM needs a --build-arg."""
+    out: list[tuple[str | None, str, Instruction, list[Instruction]]] = []
+    for inst in dockerfile.instructions:
+        if inst.cmd == "from":
+            args = inst.value
+            name = args[2].lower() if len(args) == 3 and args[1].lower() == "as" else None
+            out.append((name, args[0] if args else "", inst, []))
+        elif out:
+            out[-1][3].append(inst)
+    return out
+
+
+def _stage_infos(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[StageInfo]:
     infos: list[StageInfo] = []
     by_name: dict[str, StageInfo] = {}
-    for st in split_stages(dockerfile):
+    try:
+        split = [
+            (st.name, st.base_expanded, st.from_instruction, st.instructions)
+            for st in split_stages(dockerfile, build_args)
+        ]
+    except DockerfileError:
+        # `ARG BASE` + `FROM ${BASE}` needs a build arg to build, but is fine to lint.
+        split = _raw_stages(dockerfile)
+    for index, (name, base, from_inst, insts) in enumerate(split):
         info = StageInfo(
-            index=st.index,
-            name=st.name,
-            base=st.base_expanded,
-            from_inst=st.from_instruction,
-            instructions=st.instructions,
+            index=index,
+            name=name,
+            base=base,
+            from_inst=from_inst,
+            instructions=insts,
         )
-        parent = by_name.get(st.base_expanded.lower())
+        parent = by_name.get(base.lower())
         if parent is not None:
             info.parent = parent
         infos.append(info)
-        if st.name is not None:
-            by_name.setdefault(st.name, info)
+        if name is not None:
+            by_name.setdefault(name, info)
     if infos:
         infos[-1].final = True
         for shipped in infos[-1].chain():
@@ -94,7 +117,8 @@ def _stage_infos(dockerfile: Dockerfile) -> list[StageInfo]:
 
 def context(dockerfile: Dockerfile, config: LintConfig | None = None) -> LintContext:
     """Precomputed facts about a Dockerfile (shared with the fixer)."""
-    return LintContext(dockerfile, _stage_infos(dockerfile), config or LintConfig())
+    config = config or LintConfig()
+    return LintContext(dockerfile, _stage_infos(dockerfile, config.build_args), config)
 
 
 def _ids(text: str) -> set[str]:
