@@ -50,6 +50,12 @@ def test_pull_if_missing(registry, store: Store, tmp_path: Path) -> None:
         pull_if_missing(other, f"{registry.host}/pim/none:x")
     with pytest.raises(ImageNotFoundError):
         pull_if_missing(other, "Bad Name")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SLIMAGE_NO_PULL", "1")
+        mark = registry.log_mark()
+        with pytest.raises(ImageNotFoundError, match="SLIMAGE_NO_PULL"):
+            pull_if_missing(Store(tmp_path / "hermetic"), ref)
+        assert registry.requests(mark) == []
 
 
 def test_chunked_upload_resumes_after_dropped_patch(registry, store: Store, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ computed lazily by whoever opens them, or at once with `index_layers=True`.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -349,6 +350,9 @@ def pull_if_missing(
         parse_reference(text)
     except UsageError:
         raise ImageNotFoundError(f"No such image: {ref}") from None
+    if os.environ.get("SLIMAGE_NO_PULL"):
+        # Hermetic runs (tests, air-gapped builds) say so, and nothing is fetched.
+        raise ImageNotFoundError(f"No such image: {ref} (not pulled: SLIMAGE_NO_PULL is set)")
     try:
         report = pull(store, text, platform=platform, insecure=insecure, progress=progress)
     except ImageNotFoundError:
