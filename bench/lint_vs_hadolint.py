@@ -62,8 +62,12 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def check_complete(hadolint: str, slimage: list[str], files: list[str]) -> tuple[int, int]:
-    """Findings per tool; fails if either tool could not parse a file."""
+def check_complete(
+    hadolint: str, slimage: list[str], files: list[str]
+) -> tuple[int, int, int, int]:
+    """Findings per tool, and how many hadolint findings of rules slimage maps to (minus
+    the two that differ by design) slimage also reports on the same line. Fails if either
+    tool could not parse a file."""
     h = subprocess.run([hadolint, "-f", "json", *files], capture_output=True, text=True)
     hjson = json.loads(h.stdout or "[]")
     parse_errors = [x for x in hjson if x.get("code") == "DL1000"]
@@ -75,7 +79,18 @@ def check_complete(hadolint: str, slimage: list[str], files: list[str]) -> tuple
     sjson = json.loads(s.stdout)
     if sjson["errors"]:
         sys.exit(f"slimage could not parse: {sjson['errors'][:2]}")
-    return len(hjson), len(sjson["findings"])
+    ours = {(f["hadolint"], f["file"], f["line"]) for f in sjson["findings"] if f["hadolint"]}
+    mapped = {code for code, _f, _l in ours} | _mapped_codes()
+    theirs = [x for x in hjson if x["code"] in mapped and x["code"] not in ("DL3025", "DL4003")]
+    covered = sum((x["code"], x["file"], x["line"]) in ours for x in theirs)
+    return len(hjson), len(sjson["findings"]), covered, len(theirs)
+
+
+def _mapped_codes() -> set[str]:
+    sys.path.insert(0, str(ROOT / "src"))
+    from slimage.dockerfile.rules import RULES
+
+    return {r.hadolint for r in RULES.values() if r.hadolint}
 
 
 def in_process(files: list[str], rounds: int) -> float:
@@ -105,7 +120,7 @@ def main() -> int:
     hadolint = real_executable("hadolint")
     slimage = slimage_command()
     version = subprocess.run([hadolint, "--version"], capture_output=True, text=True).stdout.strip()
-    h_findings, s_findings = check_complete(hadolint, slimage, files)
+    h_findings, s_findings, covered, comparable = check_complete(hadolint, slimage, files)
 
     cmd_h = [hadolint, *files]
     cmd_s = [*slimage, "lint", "--no-config", *files]
@@ -151,6 +166,11 @@ def main() -> int:
     out.append(
         f"slimage start-up alone (`slimage --version`): {startup_w * 1000:.0f} ms; "
         f"in-process parse+lint of all files: {inproc * 1000:.0f} ms"
+    )
+    out.append(
+        f"agreement: {covered}/{comparable} hadolint findings of the rules slimage maps "
+        "(DLxxxx -> SLxxx, minus DL3025/DL4003 which differ by design) are reported by "
+        "slimage on the same line"
     )
     verdict = "PASS" if ratio_med <= TARGET else "FAIL"
     out.append(f"verdict: {verdict}")
