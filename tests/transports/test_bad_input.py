@@ -269,3 +269,38 @@ def test_import_refuses_a_hostile_rootfs(store: Path, tmp_path: Path) -> None:
     assert res.returncode != 0 and err.count("\n") == 1
     assert str(bad) in err and "etc/../../x" in err
     assert _state(store) == before
+
+
+def test_random_corruption_never_escapes_as_a_traceback(tmp_path: Path) -> None:
+    """Flip bytes / cut a small archive (gzip and plain layers) at random, with fixed seeds:
+    every load either succeeds or fails with one SlimageError line. (This found isal's
+    IsalError escaping the decompressor.)"""
+    import contextlib
+    import random
+
+    from slimage.cli.main import main
+
+    layers = [
+        imagekit.layer_tar(
+            [E("etc", "dir"), E("etc/a", data=b"hello" * 100), E("l", "symlink", linkname="etc/a")]
+        ),
+        imagekit.layer_tar([E("b", data=bytes(range(256)) * 12), E("h", "hardlink", linkname="b")]),
+    ]
+    data = imagekit.legacy_archive(
+        tmp_path / "base.tar", layers, compressions=["gzip", "none"]
+    ).read_bytes()
+    rng = random.Random(20261127)
+    for i in range(150):
+        d = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            d[rng.randrange(len(d))] = rng.randrange(256)
+        if rng.random() < 0.2:
+            d = d[: rng.randrange(len(d))]
+        path = tmp_path / f"f{i}.tar"
+        path.write_bytes(bytes(d))
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["--root", str(tmp_path / f"s{i}"), "load", "-i", str(path)])
+        if rc:
+            assert len(err.getvalue().splitlines()) == 1, err.getvalue()
+            assert not _state(tmp_path / f"s{i}")["blobs/sha256"]

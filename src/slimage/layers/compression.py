@@ -12,7 +12,7 @@ import bz2
 import lzma
 import os
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import zstandard
 from isal import igzip, isal_zlib
@@ -80,6 +80,18 @@ class _Peeked:
         self._raw.close()
 
 
+# What a decoder raises on corrupt or truncated input. isal's IsalError is not an OSError,
+# so a damaged gzip layer would otherwise escape as a traceback.
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    zstandard.ZstdError,
+    lzma.LZMAError,
+    ValueError,
+    cast(type[BaseException], isal_zlib.error),
+)
+
+
 class _Capped:
     """Counts decompressed bytes and refuses a stream that behaves like a bomb."""
 
@@ -94,7 +106,7 @@ class _Capped:
     def read(self, n: int = -1) -> bytes:
         try:
             data = self._inner.read(n)
-        except (OSError, EOFError, zstandard.ZstdError, lzma.LZMAError, ValueError) as exc:
+        except _DECODE_ERRORS as exc:
             raise InvalidImageError(
                 f"{self._name}: corrupt or truncated compressed data ({exc})"
             ) from exc
