@@ -181,8 +181,10 @@ class _Pusher:
                     retry=False,
                 )
             except TransientError:
-                offset, location = self._upload_status(location)
                 blob.retries += 1
+                if blob.retries > self.client.retries:
+                    raise
+                offset, location = self._upload_status(location)
                 continue
             if resp.status != 202:
                 raise error_from_response(resp, f"{self.where}: uploading {desc.digest}")
