@@ -311,12 +311,13 @@ def inspect_image(image: Image, *, manifest_digest: str | None = None) -> dict[s
     import json
 
     cfg = image.config.data
-    repos = sorted({t.rpartition(":")[0] for t in image.repo_tags})
     digest = manifest_digest or image.manifest.digest
     return {
         "Id": image.id,
         "RepoTags": list(image.repo_tags),
-        "RepoDigests": [f"{r}@{digest}" for r in repos],
+        # Docker lists registry digests here; a loaded or built image has none (its own
+        # manifest digest is ManifestDigest below).
+        "RepoDigests": [],
         "Parent": cfg.get("parent", ""),
         "Comment": cfg.get("comment", ""),
         "Created": cfg.get("created", ""),
