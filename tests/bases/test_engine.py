@@ -26,11 +26,15 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 PORT = 3000  # the seed app's port is hard-coded
 
 
+# Several helpers' tests serve the seed app on localhost:3000; whoever binds it holds this
+# lock (the same file the runtime tests use).
+PORT_LOCK = "/tmp/slimage-port-3000.lock"
+
+
 @contextlib.contextmanager
 def port_3000() -> Iterator[None]:
     """Serialise use of port 3000 between test processes; wait for it to be free."""
-    testbed.CACHE.mkdir(parents=True, exist_ok=True)
-    with open(testbed.CACHE / "port-3000.lock", "w") as lock:
+    with open(PORT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         deadline = time.monotonic() + 60
         while True:

@@ -307,7 +307,7 @@ def _config(asm: ImageAssembler, lock: Lockfile, preset: Preset) -> None:
 
 
 # Bump when the bytes a group layer is made of change for the same inputs.
-LAYER_FORMAT = 1
+LAYER_FORMAT = 2
 
 
 class _LayerCache:

@@ -6,8 +6,10 @@ build from the lockfile repeats the image digest: names are normalised, each pat
 once (first writer wins, except paths the builder generates itself), the order is fixed,
 and mtimes are clamped when SOURCE_DATE_EPOCH is set.
 
-(`slimage.layers.writer` is meant to become the shared deterministic writer; until it
-exists, this module holds the minimal emission bases need.)
+The tar bytes come from the shared `slimage.layers.writer.LayerWriter`; this module adds
+what only bases need (first writer wins, reserved paths, filters) and turns the writer's
+output into a generator that `store_layer_tar` can read while packages are still being
+unpacked.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO
 
-BLOCK = 512
+from slimage.layers.writer import LayerWriter
+
 CHUNK = 1 << 20
 
 
@@ -27,12 +30,28 @@ def _norm(name: str) -> str:
     return name.strip("/")
 
 
-def _pad(size: int) -> bytes:
-    return b"\0" * ((BLOCK - size % BLOCK) % BLOCK)
+class _Collector:
+    """A write() target whose output the generator hands on after each entry."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        out = b"".join(self.chunks)
+        self.chunks.clear()
+        return out
 
 
 class LayerTar:
-    """Emit tar entries for one layer, remembering which paths it already holds."""
+    """One layer's entries, emitted through the shared `LayerWriter` (numeric owners,
+    clamped mtimes, PAX only where needed), remembering which paths it already holds."""
 
     def __init__(
         self,
@@ -46,56 +65,37 @@ class LayerTar:
         self.skip = skip
         self.paths: dict[str, str] = {}  # path -> kind ("dir", "file", ...)
         self.duplicates: list[str] = []
+        self._out = _Collector()
+        self._w = LayerWriter(self._out, epoch=epoch, use_env_epoch=False)  # type: ignore[arg-type]
 
-    def _mtime(self, mtime: float) -> int:
-        m = int(mtime)
-        if self.epoch is not None and m > self.epoch:
-            return self.epoch
-        return m
-
-    def _header(self, info: tarfile.TarInfo) -> bytes:
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-
-    def _parents(self, path: str) -> Iterator[bytes]:
+    def _parents(self, path: str) -> None:
         parts = path.split("/")[:-1]
         for i in range(1, len(parts) + 1):
             parent = "/".join(parts[:i])
             if parent not in self.paths:
-                yield self.directory(parent)
+                self.paths[parent] = "dir"
+                self._w.add_dir(parent)
 
     def directory(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0) -> bytes:
         path = _norm(path)
-        head = b"".join(self._parents(path))
+        self._parents(path)
         self.paths[path] = "dir"
-        info = tarfile.TarInfo(path)
-        info.type = tarfile.DIRTYPE
-        info.mode, info.uid, info.gid = mode, uid, gid
-        info.mtime = self._mtime(self.epoch or 0)
-        info.uname = info.gname = ""
-        return head + self._header(info)
+        self._w.add_dir(path, mode=mode, uid=uid, gid=gid)
+        return self._out.drain()
 
     def file(self, path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0) -> bytes:
         path = _norm(path)
-        head = b"".join(self._parents(path))
+        self._parents(path)
         self.paths[path] = "file"
-        info = tarfile.TarInfo(path)
-        info.size = len(data)
-        info.mode, info.uid, info.gid = mode, uid, gid
-        info.mtime = self._mtime(self.epoch or 0)
-        info.uname = info.gname = ""
-        return head + self._header(info) + data + _pad(len(data))
+        self._w.add_bytes(path, data, mode=mode, uid=uid, gid=gid)
+        return self._out.drain()
 
     def symlink(self, path: str, target: str) -> bytes:
         path = _norm(path)
-        head = b"".join(self._parents(path))
+        self._parents(path)
         self.paths[path] = "symlink"
-        info = tarfile.TarInfo(path)
-        info.type = tarfile.SYMTYPE
-        info.linkname = target
-        info.mode = 0o777
-        info.mtime = self._mtime(self.epoch or 0)
-        info.uname = info.gname = ""
-        return head + self._header(info)
+        self._w.add_symlink(path, target)
+        return self._out.drain()
 
     def from_member(self, member: tarfile.TarInfo, data: IO[bytes] | None) -> Iterator[bytes]:
         """Copy one data.tar entry, unless its path is taken or filtered out."""
@@ -112,43 +112,59 @@ class LayerTar:
             if not (seen == "dir" and kind == "dir"):
                 self.duplicates.append(path)
             return
+        w = self._w
         if member.islnk():
             target = _norm(member.linkname)
             if self.paths.get(target) not in ("file", "other"):
                 return  # its target was filtered out or shadowed: nothing safe to link to
-        yield from self._parents(path)
-        self.paths[path] = "file" if member.isreg() else kind
-        info = tarfile.TarInfo(path)
-        info.type = member.type
-        info.mode, info.uid, info.gid = member.mode, member.uid, member.gid
-        info.uname, info.gname = member.uname, member.gname
-        info.mtime = self._mtime(member.mtime)
-        info.devmajor, info.devminor = member.devmajor, member.devminor
-        if member.issym():
-            info.linkname = member.linkname
-        elif member.islnk():
-            info.linkname = _norm(member.linkname)
-        if member.isreg():
-            info.size = member.size
-            yield self._header(info)
-            remaining = member.size
+            self._parents(path)
+            self.paths[path] = "other"
+            w.add_hardlink(path, target, mtime=member.mtime)
+        elif member.isdir():
+            self._parents(path)
+            self.paths[path] = "dir"
+            w.add_dir(path, mode=member.mode, uid=member.uid, gid=member.gid, mtime=member.mtime)
+        elif member.issym():
+            self._parents(path)
+            self.paths[path] = "symlink"
+            w.add_symlink(path, member.linkname, uid=member.uid, gid=member.gid, mtime=member.mtime)
+        elif member.isreg():
             assert data is not None
-            while remaining:
-                chunk = data.read(min(CHUNK, remaining))
-                if not chunk:
-                    from slimage.bases.errors import DebFormatError
-
-                    raise DebFormatError(f"{path}: data ends {remaining} bytes early")
-                remaining -= len(chunk)
-                yield chunk
-            yield _pad(member.size)
+            self._parents(path)
+            self.paths[path] = "file"
+            w.add_stream(
+                path,
+                _Exact(data, member.size, path),  # type: ignore[arg-type]
+                member.size,
+                mode=member.mode,
+                uid=member.uid,
+                gid=member.gid,
+                mtime=member.mtime,
+            )
         else:
-            info.size = 0
-            yield self._header(info)
+            return  # devices and fifos have no place in a base image
+        yield self._out.drain()
 
-    @staticmethod
-    def end() -> bytes:
-        return b"\0" * (BLOCK * 2)
+    def end(self) -> bytes:
+        self._w.close()
+        return self._out.drain()
+
+
+class _Exact:
+    """A file's data that must be exactly SIZE bytes (tarfile would pad a short one)."""
+
+    def __init__(self, raw: IO[bytes], size: int, path: str):
+        self.raw, self.left, self.path = raw, size, path
+
+    def read(self, n: int = -1) -> bytes:
+        want = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.raw.read(want)
+        if len(data) < want:
+            from slimage.bases.errors import DebFormatError
+
+            raise DebFormatError(f"{self.path}: data ends {self.left - len(data)} bytes early")
+        self.left -= len(data)
+        return data
 
 
 class IterStream(io.RawIOBase):
