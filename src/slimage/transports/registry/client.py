@@ -139,9 +139,6 @@ class Response:
         self.release()
         return data
 
-    def readinto(self, buf: memoryview) -> int:
-        return self.raw.readinto(buf)
-
     def release(self) -> None:
         """Done with the body: return the connection to the pool if it can be reused."""
         if self._released:
@@ -406,8 +403,6 @@ class RegistryClient:
         self._challenge: _auth.Challenge | None = None
         self._auth_header: str | None = None
         self._lock = threading.Lock()
-        self.bytes_received = 0
-        self.bytes_sent = 0
 
     # ------------------------------------------------------------------ credentials
     @property
