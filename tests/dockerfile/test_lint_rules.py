@@ -151,6 +151,10 @@ CASES: dict[str, tuple[str, str]] = {
         "FROM debian:12 AS a\nCOPY --from=a /x /x\n",
         "FROM debian:12 AS a\nFROM debian:12 AS b\nCOPY --from=a /x /x\n",
     ),
+    "SL407": (
+        "FROM debian:12\nRUN echo a \\\n\n    b\n",
+        "FROM debian:12\nRUN echo a \\\n    b\n",
+    ),
     "SL406": (
         "FROM debian:12\nMAINTAINER me\n",
         'FROM debian:12\nLABEL org.opencontainers.image.authors="me"\n',

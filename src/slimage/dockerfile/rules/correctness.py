@@ -132,3 +132,31 @@ def maintainer(ctx: LintContext) -> Iterator[Hit]:
     for inst in ctx.dockerfile.instructions:
         if inst.cmd == "maintainer":
             yield Hit(inst, "MAINTAINER is deprecated")
+
+
+@rule(
+    "SL407",
+    "empty-continuation-line",
+    Severity.STYLE,
+    category="correctness",
+    summary="Empty line inside a line continuation",
+    why="BuildKit warns about it and its documentation says it will become an error; "
+    "the blank line silently joins two parts of one instruction",
+    fix="remove the empty line, or end the instruction before it",
+)
+def empty_continuation(ctx: LintContext) -> Iterator[Hit]:
+    by_end = {inst.end_line: inst for inst in ctx.dockerfile.instructions}
+    for warning in ctx.dockerfile.warnings:
+        inst = by_end.get(warning.line)
+        if inst is None:
+            # The warning's line is where the instruction ended; find the one covering it.
+            inst = next(
+                (
+                    i
+                    for i in ctx.dockerfile.instructions
+                    if i.start_line <= warning.line <= i.end_line
+                ),
+                None,
+            )
+        if inst is not None:
+            yield Hit(inst, "empty continuation line")
