@@ -4,6 +4,7 @@ small images built in the store with the image core."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def registry(registry_workdir: Path) -> Iterator[servers.RegistryProc]:
 def auth_registry(registry_workdir: Path) -> Iterator[servers.RegistryProc]:
     """A real registry behind htpasswd (bcrypt) Basic auth; user alice."""
     _need_registry()
+    if shutil.which("htpasswd") is None:
+        pytest.skip("needs htpasswd (apache2-utils)")
     pw = servers.htpasswd_file(registry_workdir / "htpasswd")
     reg = servers.RegistryProc(
         registry_workdir,
@@ -49,6 +52,8 @@ def auth_registry(registry_workdir: Path) -> Iterator[servers.RegistryProc]:
 
 @pytest.fixture(scope="session")
 def token_server(registry_workdir: Path) -> Iterator[servers.TokenServer]:
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make the token signing cert")
     ts = servers.TokenServer(registry_workdir)
     yield ts
     ts.stop()
@@ -69,6 +74,8 @@ def token_registry(
 def tls_registry(registry_workdir: Path) -> Iterator[tuple[servers.RegistryProc, Path]]:
     """A real registry speaking HTTPS with a self-signed cert for 127.0.0.1: (reg, cert)."""
     _need_registry()
+    if shutil.which("openssl") is None:
+        pytest.skip("needs openssl to make a TLS cert")
     cert, key = servers.self_signed(registry_workdir)
     reg = servers.RegistryProc(registry_workdir, name="tls", tls=(cert, key))
     yield reg, cert
