@@ -58,6 +58,7 @@ def _same(a, b) -> bool:  # type: ignore[no-untyped-def]
         "soname",
         "verneed",
         "verdef",
+        "flags_1",
     )
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
@@ -298,6 +299,37 @@ def test_addons_and_python_extensions_are_called_out(built: dict[str, bytes]) ->
         and "manylinux_2_17_x86_64" in ext.note
         and "musllinux" in ext.note
     )
+
+
+@pytest.mark.docker
+def test_static_pie_is_static_and_really_runs_on_musl(tmp_path: Path, docker_engine: str) -> None:
+    exe = support.compile_c(
+        tmp_path,
+        "hello-static",
+        '#include <stdio.h>\nint main(void) { puts("static ok"); return 0; }\n',
+        "-static-pie",
+    )
+    musl, _ = support.preset_image("musl")
+    img = support.derive_image(
+        musl, [("usr/local/bin/hello-static", exe, 0o755)], "slimage-test/bases-static-pie:latest"
+    )
+    rep = check_compat(
+        support.open_store_image(img), support.open_store_image(musl), paths=["/usr/local/bin"]
+    )
+    [v] = rep.files
+    assert v.kind == "static" and v.verdict == LOADS and rep.compatible
+    support.in_docker(img)
+    r = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        img,
+        "/usr/local/bin/hello-static",
+        capture_output=True,
+        text=True,
+    )
+    assert r.stdout == "static ok\n"
 
 
 def test_cli_json_has_compatible_and_files(tmp_path: Path) -> None:

@@ -95,6 +95,7 @@ class ElfInfo:
     verneed: dict[str, list[str]] = field(default_factory=dict)
     verdef: list[str] = field(default_factory=list)
     dynamic: bool = False
+    flags_1: int = 0  # DT_FLAGS_1; DF_1_PIE tells a static-pie from a shared library
 
     @property
     def arch(self) -> str:
@@ -193,6 +194,8 @@ def parse_elf(data: bytes) -> ElfInfo:
                 verdef = val
             elif tag == 0x6FFFFFFD:
                 verdefnum = val
+            elif tag == 0x6FFFFFFB:
+                info.flags_1 = val
         if verneed and verneednum:
             off = addr(verneed)
             for _ in range(min(verneednum, 4096)):
@@ -256,6 +259,8 @@ def parse_elf_pyelftools(data: bytes) -> ElfInfo:
                         info.rpath += [p for p in tag.rpath.split(":") if p]
                     elif t == "DT_RUNPATH":
                         info.runpath += [p for p in tag.runpath.split(":") if p]
+                    elif t == "DT_FLAGS_1":
+                        info.flags_1 = tag.entry.d_val
         for sec in elf.iter_sections():
             if isinstance(sec, GNUVerNeedSection):
                 for vn, auxs in sec.iter_versions():
@@ -609,8 +614,8 @@ def _kind(path: str, info: ElfInfo) -> str:
         and (".cpython-" in base or ".abi3." in base or ".pypy" in base or "lib-dynload/" in path)
     ):
         return "python-extension"
-    if not info.dynamic and not info.interp:
-        return "static"
+    if not info.interp and (not info.dynamic or info.flags_1 & 0x08000000):
+        return "static"  # static, or static-pie (DF_1_PIE without an interpreter)
     if info.interp:
         return "executable"
     return "library"
