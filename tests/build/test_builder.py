@@ -286,7 +286,7 @@ def test_failing_run_reports_exit_code_and_tail_and_leaves_nothing(
     res = _cli(build_store, "build", "-t", "fails:1", str(ctx))
     assert res.returncode != 0
     err = [ln for ln in res.stderr.splitlines() if ln.startswith("slimage: error:")]
-    assert len(err) == 1 and "exit code: 7" in err[0]
+    assert len(err) == 1 and "exit code: 7" in err[0], res.stderr[-3000:]
     assert "line-30" in res.stderr and "Traceback" not in res.stderr
     assert not any(r.endswith("fails:1") for r in build_store.refs())
     cache_after = set(os.listdir(cache_dir)) if cache_dir.exists() else set()
@@ -373,3 +373,52 @@ def test_not_root_gets_a_message(
     assert rc != 0
     assert "needs root" in err and "Traceback" not in err
     assert not (tmp_path / "user-store").exists()  # nothing half-written
+
+
+def test_run_mount_bind_from_stage_and_platform_args(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = _ctx(
+        tmp_path,
+        f"FROM {DEBIAN} AS tools\nRUN mkdir -p /kit && echo from-tools > /kit/msg\n"
+        f"FROM {DEBIAN}\nARG TARGETARCH\nARG TARGETPLATFORM\n"
+        "RUN --mount=type=bind,from=tools,source=/kit,target=/mnt/kit "
+        'cat /mnt/kit/msg > /got && echo "$TARGETPLATFORM $TARGETARCH" > /plat\n',
+    )
+    _build(build_store, ctx, tags=["bindfrom:1"])
+    files = _layer_files(build_store, "bindfrom:1")
+    assert files["got"] == b"from-tools\n"
+    assert not any(n.startswith("mnt/kit/") for n in files)
+    from slimage.oci.model import Platform
+
+    plat = Platform.host()
+    assert files["plat"].decode().split() == [f"{plat.os}/{plat.architecture}", plat.architecture]
+
+
+def test_add_url_with_checksum(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import hashlib
+    import http.server
+    import threading
+
+    payload = b"remote file body\n"
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "remote.txt").write_bytes(payload)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):  # type: ignore[no-untyped-def]
+            super().__init__(*a, directory=str(tmp_path / "www"), **kw)
+
+        def log_message(self, *a):  # type: ignore[no-untyped-def]
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/remote.txt"
+        good = hashlib.sha256(payload).hexdigest()
+        ctx = _ctx(tmp_path, f"FROM {DEBIAN}\nADD --checksum=sha256:{good} {url} /dl/\n")
+        _build(build_store, ctx, tags=["addurl:1"])
+        assert _layer_files(build_store, "addurl:1")["dl/remote.txt"] == payload
+        bad = _ctx(tmp_path, f"FROM {DEBIAN}\nADD --checksum=sha256:{'0' * 64} {url} /dl/\n")
+        res = _cli(build_store, "build", str(bad))
+        assert res.returncode != 0 and "digest mismatch" in res.stderr
+    finally:
+        server.shutdown()

@@ -184,7 +184,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         tags=list(opts.tags),
         layers=len(final.diff_ids),
         steps=steps,
-        cached_steps=0,
+        cached_steps=progress.cached_steps,
         seconds=round(time.monotonic() - t0, 3),
         outputs=outputs,
     )

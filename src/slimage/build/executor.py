@@ -8,6 +8,7 @@ an overlay upper dir. Every layer step is looked up in the cache first.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import posixpath
@@ -333,7 +334,7 @@ class StageExecutor:
         try:
             handler(inst)
         except BuildError as err:
-            self.s.progress.error(str(err))
+            self.s.progress.error(str(err), getattr(err, "tail", None))
             raise
         if not layered:
             self.s.progress.done()
@@ -381,10 +382,10 @@ class StageExecutor:
                 val: str | None = self.s.build_args[k]
             elif eq:
                 val = self._x(v)
-            elif k in self.meta_args:
+            elif k in self.meta_args and self.meta_args[k] is not None:
                 val = self.meta_args[k]
             else:
-                val = None
+                val = _platform_args().get(k)
             self.state.args[k] = val
             if k not in self.state.arg_order:
                 self.state.arg_order.append(k)
@@ -849,16 +850,44 @@ class StageExecutor:
             env = list(env_list)
             if not any(e.startswith("HOME=") for e in env):
                 env.append(f"HOME={u.home}")
-            req = RunRequest(args, env, cwd, u.uid, u.gid, u.additional_gids, network, mounts)
-            run_in(
-                ws.merged,
-                ws.path / "bundle",
-                req,
-                runtime=self.s.runtime,
-                on_output=self.s.progress.output,
-            )
+            with contextlib.ExitStack() as stack:
+                final = []
+                for mnt in mounts:
+                    if "_from" not in mnt:
+                        final.append(mnt)
+                        continue
+                    # `--mount=type=bind,from=X`: X's rootfs, read-only, for this RUN only.
+                    layers_of, source = mnt["_from"]
+                    lowers = self.s.layerdirs.ensure_all(layers_of())
+                    view = stack.enter_context(self.s.layerdirs.workspace(lowers, writable=False))
+                    host = resolve_in_root(str(view.merged), source)
+                    if not os.path.exists(host):
+                        raise BuildError(f"--mount from: {source} not found")
+                    final.append({k: v for k, v in mnt.items() if k != "_from"} | {"source": host})
+                req = RunRequest(args, env, cwd, u.uid, u.gid, u.additional_gids, network, final)
+                run_in(
+                    ws.merged,
+                    ws.path / "bundle",
+                    req,
+                    runtime=self.s.runtime,
+                    on_output=self.s.progress.output,
+                )
 
         self._layer_step(key, created_by, action)
+
+    def _mount_source(self, ref: str, inst: Instruction) -> tuple[Callable[[], list[Layer]], str]:
+        """Layers (opened lazily) and cache identity of a stage or image named by `from=`."""
+        from_state = self.resolve_stage(ref)
+        if from_state is not None:
+            state = from_state
+            return (lambda: state.layer_objects(self.s.store)), state.key
+        try:
+            image = open_base(self.s.store, ref)
+        except BuildError:
+            raise BuildError(
+                f"{self.path}:{inst.start_line}: --mount from={ref}: no such stage or image"
+            ) from None
+        return (lambda: list(image.layers)), image.id
 
     def _run_mounts(self, inst: Instruction) -> tuple[list[dict[str, Any]], list[Any]]:
         mounts: list[dict[str, Any]] = []
@@ -912,9 +941,19 @@ class StageExecutor:
                 source = m.get("source") or m.get("src") or "/"
                 frm = m.get("from")
                 if frm:
-                    raise BuildError(
-                        f"{self.path}:{inst.start_line}: RUN --mount=type=bind,from= is not supported yet"
+                    layers_of, from_key = self._mount_source(frm, inst)
+                    mounts.append(
+                        {
+                            "destination": target,
+                            "type": "bind",
+                            "source": "",
+                            "options": ["rbind", "rprivate"]
+                            + ([] if m.get("rw") in ("true", "1") else ["ro"]),
+                            "_from": (layers_of, source),
+                        }
                     )
+                    keyparts.append(["bind-from", target, source, from_key])
+                    continue
                 src = (
                     self.s.context.resolve(source.lstrip("/") or ".")[0]
                     if source.strip("/")
@@ -926,6 +965,21 @@ class StageExecutor:
             else:
                 raise BuildError(f"{self.path}:{inst.start_line}: unsupported mount type {mtype!r}")
         return mounts, keyparts
+
+
+def _platform_args() -> dict[str, str]:
+    """BuildKit's automatic platform ARGs (values appear once the ARG is declared)."""
+    from slimage.oci.model import Platform
+
+    plat = Platform.host()
+    text = f"{plat.os}/{plat.architecture}" + (f"/{plat.variant}" if plat.variant else "")
+    out = {}
+    for prefix in ("TARGET", "BUILD"):
+        out[prefix + "PLATFORM"] = text
+        out[prefix + "OS"] = plat.os
+        out[prefix + "ARCH"] = plat.architecture
+        out[prefix + "VARIANT"] = plat.variant or ""
+    return out
 
 
 def _expand_port(p: str) -> list[str]:

@@ -20,6 +20,7 @@ class Progress:
         self.t0 = 0.0
         self.start_all = time.monotonic()
         self._partial = b""
+        self.cached_steps = 0
 
     def _w(self, text: str) -> None:
         if not self.quiet:
@@ -33,6 +34,7 @@ class Progress:
         return self.n
 
     def cached(self) -> None:
+        self.cached_steps += 1
         self._w(f"#{self.n} CACHED\n\n")
 
     def output(self, chunk: bytes) -> None:
@@ -50,9 +52,16 @@ class Progress:
         self._flush_partial()
         self._w(f"#{self.n} DONE {time.monotonic() - self.t0:.1f}s\n\n")
 
-    def error(self, message: str) -> None:
+    def error(self, message: str, tail: list[str] | None = None) -> None:
+        """A failed step; with -q the output was not shown, so its tail is (as docker does)."""
         self._flush_partial()
-        self._w(f"#{self.n} ERROR: {message}\n")
+        if tail and self.quiet:
+            self.stream.write("".join(f"#{self.n} {line}\n" for line in tail))
+        if self.quiet:
+            self.stream.write(f"#{self.n} ERROR: {message}\n")
+            self.stream.flush()
+        else:
+            self._w(f"#{self.n} ERROR: {message}\n")
 
     def info(self, text: str) -> None:
         self._w(text + "\n")
