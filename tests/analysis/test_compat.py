@@ -302,6 +302,74 @@ def test_addons_and_python_extensions_are_called_out(built: dict[str, bytes]) ->
 
 
 @pytest.mark.docker
+def test_ld_so_conf_counts_only_with_a_cache_as_for_the_real_loader(
+    built: dict[str, bytes], tmp_path: Path, docker_engine: str
+) -> None:
+    """glibc's ld.so never reads ld.so.conf, only the cache ldconfig makes from it: a
+    directory listed there but absent from a cache is not searched. compat knows this."""
+    import shutil
+
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    if not Path(ldconfig).exists():
+        pytest.skip("needs ldconfig to make an ld.so.cache")
+    root = tmp_path / "root"
+    (root / "etc/ld.so.conf.d").mkdir(parents=True)
+    (root / "opt/lib").mkdir(parents=True)
+    (root / "opt/lib/libhello.so.1").write_bytes(built["lib_v2"])
+    (root / "etc/ld.so.conf").write_text("include /etc/ld.so.conf.d/*.conf\n")
+    (root / "etc/ld.so.conf.d/opt.conf").write_text("/opt/lib\n")
+    subprocess.run([ldconfig, "-r", str(root)], check=True, capture_output=True)
+    node, _ = support.preset_image("nodejs")
+    files = [
+        ("opt/lib", None, 0o755),
+        ("opt/lib/libhello.so.1", built["lib_v2"], 0o644),
+        ("etc/ld.so.conf", (root / "etc/ld.so.conf").read_bytes(), 0o644),
+        ("etc/ld.so.conf.d", None, 0o755),
+        ("etc/ld.so.conf.d/opt.conf", (root / "etc/ld.so.conf.d/opt.conf").read_bytes(), 0o644),
+        ("usr/local/bin/needs-v2", built["app_v2"], 0o755),
+    ]
+    no_cache = support.derive_image(node, files, "slimage-test/bases-ldconf-nocache:latest")
+    cached = support.derive_image(
+        no_cache,
+        [("etc/ld.so.cache", (root / "etc/ld.so.cache").read_bytes(), 0o644)],
+        "slimage-test/bases-ldconf-cache:latest",
+    )
+    verdicts = {}
+    for tag in (no_cache, cached):
+        img = support.open_store_image(tag)
+        [v] = check_compat(img, support.open_store_image(tag), paths=["/usr/local/bin"]).files
+        verdicts[tag] = v.verdict
+        support.in_docker(tag)
+    assert verdicts == {no_cache: MISSING_LIBRARY, cached: LOADS}
+    bad = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "/usr/local/bin/needs-v2",
+        no_cache,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    good = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "/usr/local/bin/needs-v2",
+        cached,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "libhello.so.1: cannot open shared object file" in bad.stderr
+    assert good.returncode == 0 and good.stdout == "hello 1\n"
+
+
+@pytest.mark.docker
 def test_static_pie_is_static_and_really_runs_on_musl(tmp_path: Path, docker_engine: str) -> None:
     exe = support.compile_c(
         tmp_path,
