@@ -176,8 +176,11 @@ def cmd_build(args: argparse.Namespace) -> int:
             f"{layer.group:<10} {human_size(layer.size):>8}  {len(layer.packages)} packages  {layer.diff_id[:19]}"
         )
     names = ", ".join(result.tags) if result.tags else "(untagged)"
+    reused = (
+        f", {result.reused_layers} layers reused" if getattr(result, "reused_layers", 0) else ""
+    )
     print(
-        f"Built {result.preset} base {result.image_id[:19]} {names}: {human_size(result.size)}, {result.packages} packages in {result.seconds:.1f}s"
+        f"Built {result.preset} base {result.image_id[:19]} {names}: {human_size(result.size)}, {result.packages} packages in {result.seconds:.1f}s{reused}"
     )
     return 0
 
