@@ -163,6 +163,26 @@ def test_apt_cleanup_not_added_when_a_later_run_needs_the_lists() -> None:
     assert "rm -rf /var/lib/apt/lists" not in fixed(text)
 
 
+@pytest.mark.parametrize(
+    "later",
+    [
+        "RUN apt-cache policy jq",
+        "RUN apt-get download jq",
+        "RUN apt-get -y build-dep jq",
+        "FROM base\nRUN apt-get install -y --no-install-recommends b",
+    ],
+)
+def test_apt_cleanup_kept_out_when_lists_are_read_later(later: str) -> None:
+    text = (
+        "FROM debian:12 AS base\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends a\n"
+        f"USER 0\n{later}\n"
+    )
+    assert "rm -rf /var/lib/apt/lists" not in fixed(text)
+    text2 = text.replace(later, "RUN apt-get purge -y a")
+    assert "rm -rf /var/lib/apt/lists" in fixed(text2)
+
+
 def test_pip_no_cache_dir_inserted_after_install() -> None:
     text = "FROM python:3.12-slim\nRUN python3 -m pip install -U pip && pip3 install flask==3.0\n"
     out = fixed(text)

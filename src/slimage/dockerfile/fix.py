@@ -594,28 +594,25 @@ class _Pass:
             return
         if script.has_comment or script.background or script.commands[-1].op != "":
             return
-        # A later RUN that installs without its own update still needs these lists.
+        # A later RUN (in this stage or a stage built FROM it) that uses apt without its
+        # own `apt-get update` still needs these lists; so does one we cannot read.
+        mine = self.ctx.stage_of(inst)
+        later: list[Instruction] = []
         after = False
         for other in runs:
             if other is inst:
                 after = True
-                continue
-            if not after:
-                continue
+            elif after:
+                later.append(other)
+        for st in self.ctx.stages:
+            if st.parent is not None and any(s is mine for s in list(st.chain())[1:]):
+                later.extend(i for i in st.instructions if i.cmd == "run")
+        for other in later:
             other_script = self.ctx.script(other)
             if other_script is None:
                 return
-            if facts.apt_commands(other_script, "install", "upgrade", "dist-upgrade", "source"):
-                if not facts.apt_commands(other_script, "update"):
-                    return
-        mine = self.ctx.stage_of(inst)
-        for st in self.ctx.stages:
-            if st.parent is not None and any(s is mine for s in list(st.chain())[1:]):
-                for other in st.instructions:
-                    other_script = self.ctx.script(other) if other.cmd == "run" else None
-                    if other_script and facts.apt_commands(other_script, "install"):
-                        if not facts.apt_commands(other_script, "update"):
-                            return
+            if _needs_apt_lists(other_script) and not facts.apt_commands(other_script, "update"):
+                return
         last_line = self.txt.lines[inst.end_line - 1].rstrip("\r").rstrip(" \t")
         if last_line.endswith(self.esc):
             return
@@ -694,6 +691,21 @@ def _line_map(before: str, after: str) -> list[int]:
             else:
                 out[j] = min(i1 + 1, len(a))
     return out
+
+
+_APT_NO_LISTS = frozenset({"update", "clean", "autoclean", "autoremove", "purge", "remove"})
+
+
+def _needs_apt_lists(script: shell.Script) -> bool:
+    """Does the script run an apt command that reads the package lists?"""
+    for cmd in script.commands:
+        argv = cmd.unwrapped()
+        prog = argv[0].rsplit("/", 1)[-1] if argv else ""
+        if prog in ("apt-cache", "aptitude", "apt-file"):
+            return True
+        if prog in ("apt-get", "apt") and facts.subcommand(argv)[0] not in _APT_NO_LISTS:
+            return True
+    return False
 
 
 def _shape(script: str) -> list[tuple[tuple[str, ...], str]]:
