@@ -369,6 +369,100 @@ def test_ld_so_conf_counts_only_with_a_cache_as_for_the_real_loader(
     assert good.returncode == 0 and good.stdout == "hello 1\n"
 
 
+def _musl_gcc_specs(tmp: Path) -> Path:
+    """Debian's musl-dev and musl-tools, fetched and verified by slimage's own client,
+    unpacked into TMP: a musl-gcc specs file pointing there."""
+    support.need_debian()
+    from slimage.bases.builder import BaseSpec, fetch_debs, make_repository, plan
+    from slimage.bases.cache import DebCache
+    from slimage.bases.debfile import DebFile
+
+    spec = BaseSpec(
+        preset="custom", packages=["musl-dev", "musl-tools"], exclude=["gcc-x86-64-linux-gnu"]
+    )
+    lock, _ = plan(spec, make_repository(spec, support.CACHE))
+    wanted = [p for p in lock.packages if p.name in ("musl", "musl-dev", "musl-tools")]
+    lock.packages = wanted
+    debs = fetch_debs(lock, DebCache(support.CACHE))
+    root = tmp / "musl"
+    for pkg in wanted:
+        with DebFile(debs[pkg.sha256]) as deb:
+            for info, data in deb.data_entries():
+                dest = root / info.name.lstrip("./")
+                if info.isdir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                elif data is not None:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    dest.write_bytes(data.read())
+    libdir = root / "usr/lib/x86_64-linux-musl"
+    specs = (libdir / "musl-gcc.specs").read_text()
+    specs = specs.replace("/usr/lib/x86_64-linux-musl", str(libdir)).replace(
+        "/usr/include/x86_64-linux-musl", str(root / "usr/include/x86_64-linux-musl")
+    )
+    out = tmp / "musl-gcc.specs"
+    out.write_text(specs)
+    return out
+
+
+@pytest.mark.docker
+def test_musl_binary_runs_on_musl_and_not_on_glibc(tmp_path: Path, docker_engine: str) -> None:
+    specs = _musl_gcc_specs(tmp_path)
+    exe = support.compile_c(
+        tmp_path,
+        "hello-musl",
+        '#include <stdio.h>\nint main(void) { puts("musl ok"); return 0; }\n',
+        "-specs",
+        str(specs),
+    )
+    assert parse_elf(exe).interp == "/lib/ld-musl-x86_64.so.1"
+    musl, _ = support.preset_image("musl")
+    node, _ = support.preset_image("nodejs")
+    on_musl = support.derive_image(
+        musl, [("usr/local/bin/hello-musl", exe, 0o755)], "slimage-test/bases-musl-bin-musl:latest"
+    )
+    on_glibc = support.derive_image(
+        node, [("usr/local/bin/hello-musl", exe, 0o755)], "slimage-test/bases-musl-bin-glibc:latest"
+    )
+    [ok] = check_compat(
+        support.open_store_image(on_musl), support.open_store_image(musl), paths=["/usr/local/bin"]
+    ).files
+    [bad] = check_compat(
+        support.open_store_image(on_glibc), support.open_store_image(node), paths=["/usr/local/bin"]
+    ).files
+    assert ok.verdict == LOADS
+    assert (
+        bad.verdict == MISSING_INTERPRETER and "musl loader /lib/ld-musl-x86_64.so.1" in bad.detail
+    )
+    for tag in (on_musl, on_glibc):
+        support.in_docker(tag)
+    r1 = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "/usr/local/bin/hello-musl",
+        on_musl,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    r2 = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "/usr/local/bin/hello-musl",
+        on_glibc,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert r1.returncode == 0 and r1.stdout == "musl ok\n"
+    assert r2.returncode != 0 and "no such file or directory" in r2.stderr
+
+
 @pytest.mark.docker
 def test_static_pie_is_static_and_really_runs_on_musl(tmp_path: Path, docker_engine: str) -> None:
     exe = support.compile_c(
