@@ -7,13 +7,15 @@ columns, truncation and units as the Docker CLI), or `--json` for machines.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import re
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from slimage.cli.output import add_json_flag, print_json
-from slimage.errors import UsageError
+from slimage.errors import SlimageError, UsageError
 from slimage.oci.digest import short_id
 from slimage.store.store import Store
 from slimage.units import go_time_string, human_size, rfc3339_local, since
@@ -105,6 +107,23 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     sys.stdout.write("\n".join(out) + "\n")
 
 
+def _os_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A file the user named that cannot be read or written is their error to fix, not a
+    traceback: say which file and why, in one line."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args) or 0)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            where = exc.filename or "I/O"
+            raise SlimageError(f"{args.command}: {where}: {exc.strerror or exc}") from None
+
+    return wrapper
+
+
 def _store() -> Store:
     return Store()
 
@@ -112,6 +131,7 @@ def _store() -> Store:
 # ---------------------------------------------------------------------------- load
 
 
+@_os_errors
 def cmd_load(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import load_archive
 
@@ -137,6 +157,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- import
 
 
+@_os_errors
 def cmd_import(args: argparse.Namespace) -> int:
     from slimage.oci.model import Platform
     from slimage.transports.rootfs import import_rootfs
@@ -179,6 +200,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- save
 
 
+@_os_errors
 def cmd_save(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import save
 
@@ -204,6 +226,7 @@ def cmd_save(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- images
 
 
+@_os_errors
 def cmd_images(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import list_images
 
@@ -270,6 +293,7 @@ def _open(spec: str):
     return open_source(spec, _store())
 
 
+@_os_errors
 def cmd_history(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import image_history
 
@@ -330,6 +354,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- inspect
 
 
+@_os_errors
 def cmd_inspect(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import inspect_image
 
@@ -352,6 +377,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- tag / rmi
 
 
+@_os_errors
 def cmd_tag(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import tag_image
 
@@ -361,6 +387,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+@_os_errors
 def cmd_rmi(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import remove_image
 
@@ -392,6 +419,7 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- gc / fsck
 
 
+@_os_errors
 def cmd_gc(args: argparse.Namespace) -> int:
     report = _store().gc()
     if args.json:
@@ -403,6 +431,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+@_os_errors
 def cmd_fsck(args: argparse.Namespace) -> int:
     report = _store().fsck()
     if args.json:

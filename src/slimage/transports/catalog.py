@@ -102,6 +102,8 @@ def resolve_for_save(store: Store, name: str) -> tuple[Image, list[str]]:
 def _atomic_output(path: str | os.PathLike[str]):
     """A file that appears at PATH only once it is complete."""
     target = Path(path)
+    if not (target.parent or Path(".")).is_dir():
+        raise UsageError(f"{target}: directory {target.parent} does not exist")
     fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "wb") as fh:
