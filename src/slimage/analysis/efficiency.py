@@ -33,7 +33,6 @@ from slimage.analysis.source import ScanTarget, open_target
 from slimage.fs.scan import scan_layer
 from slimage.fs.tree import FILE, MergedTree
 from slimage.image import Image
-from slimage.layers.tarscan import TarEntry
 from slimage.oci.model import HistoryEntry
 
 
@@ -190,23 +189,9 @@ def analyze_image(
         if progress is not None:
             progress(i, len(image.layers))
         tree.begin_layer(f"layer {i} ({layer.diff_id})")
-        size = 0
-        apply = tree.apply
-
-        def on_entry(entry: TarEntry, apply: Callable = apply) -> None:
-            nonlocal size
-            kind = entry.kind
-            if kind == FILE:
-                if not entry.name.rpartition("/")[2].startswith(".wh."):
-                    size += entry.size
-            elif kind == "symlink":
-                size += len(entry.linkname.encode("utf-8", "surrogateescape"))
-            apply(entry)
-
         where = target.slices[i] if i < len(target.slices) else None
-        modes.add(scan_layer(layer, on_entry, where=where, verify=verify))
-        tree.end_layer()
-        sizes.append(size)
+        modes.add(scan_layer(layer, tree.apply, where=where, verify=verify))
+        sizes.append(tree.end_layer().size_bytes)
 
     total = sum(sizes)
     merged = tree.merged_bytes()

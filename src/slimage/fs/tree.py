@@ -70,6 +70,7 @@ class LayerChanges:
     removed_bytes: int = 0
     wasted_bytes: int = 0
     entries: int = 0
+    size_bytes: int = 0  # the layer's SIZE: file bytes + symlink target lengths
 
 
 # on_waste(path, nbytes, layer_that_stored_them, layer_that_hid_them)
@@ -155,7 +156,6 @@ class MergedTree:
         if base.startswith(PREFIX):
             self._whiteout(parent, children, base)
             return None
-        layer = self._layer
         kind = entry.kind
         old = children.get(base)
         if kind == DIR:
@@ -174,8 +174,10 @@ class MergedTree:
         inode = 0
         if kind == FILE:
             size = stored = entry.size
+            ch.size_bytes += stored
         elif kind == SYMLINK:
             size = stored = len(entry.linkname.encode("utf-8", "surrogateescape"))
+            ch.size_bytes += stored
         elif kind == "hardlink":
             kind = FILE
             stored = 0

@@ -124,6 +124,10 @@ _WINDOW = 32 << 10  # headers of small files usually share one read
 
 def _octal(field: bytes) -> int:
     """A numeric header field: octal text, or GNU base-256 when the top bit is set."""
+    try:
+        return int(field.rstrip(b"\0"), 8)  # the common case, in one C call
+    except ValueError:
+        pass
     if field and field[0] & 0x80:
         return _num(field)
     text = field.partition(b"\0")[0].strip()
@@ -329,20 +333,22 @@ class TarScanner:
         data_size = size if kind == "file" else 0
         device = kind == "chardev" or kind == "blockdev"
         entry = TarEntry(
-            name=normalize_name(name),
-            kind=kind,
-            size=data_size,
-            mode=_octal(f_mode) & 0o7777,
-            uid=uid,
-            gid=gid,
-            mtime=mtime,
-            linkname=linkname,
-            devmajor=_octal(f_devmaj) if device else 0,
-            devminor=_octal(f_devmin) if device else 0,
-            uname=f_uname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
-            gname=f_gname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
-            xattrs=xattrs,
-            raw_name=name,
+            normalize_name(name)
+            if name[:2] == "./" or name[:1] == "/" or name[-1:] == "/"
+            else name,
+            kind,
+            data_size,
+            _octal(f_mode) & 0o7777,
+            uid,
+            gid,
+            mtime,
+            linkname,
+            _octal(f_devmaj) if device else 0,
+            _octal(f_devmin) if device else 0,
+            f_uname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+            f_gname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+            xattrs,
+            name,
         )
         self.entries += 1
         self._sink = self._on_entry(entry)
