@@ -277,3 +277,67 @@ def test_load_gzipped_archive_like_docker(tricky_legacy_archive: Path, tmp_path:
             env=dict(os.environ, SLIMAGE_HOME=str(tmp_path / "c")),
         )
     assert res.stdout.decode() == want, res.stderr
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="needs skopeo")
+def test_save_oci_adds_to_an_existing_layout(
+    tricky_legacy_archive: Path, tricky_buildkit_archive: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "s"
+    for a in (tricky_legacy_archive, tricky_buildkit_archive):
+        slimage("load", "-i", str(a), root=root, check=True)
+    out = tmp_path / "layout"
+    slimage(
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        str(out),
+        "slimage-test/tricky:legacy",
+        root=root,
+        check=True,
+    )
+    slimage(
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        str(out),
+        "slimage-test/tricky:buildkit",
+        root=root,
+        check=True,
+    )
+    refs = sorted(
+        m["annotations"]["org.opencontainers.image.ref.name"]
+        for m in json.loads((out / "index.json").read_text())["manifests"]
+    )
+    assert refs == ["buildkit", "legacy"]
+    for ref in refs:
+        sk = subprocess.run(
+            ["skopeo", "inspect", f"oci:{out}:{ref}"], capture_output=True, text=True
+        )
+        assert sk.returncode == 0, sk.stderr
+    # both images share the debian base layer: its blob is stored once
+    base = open_source(f"oci:{out}:legacy").manifest.layers[0].digest
+    assert open_source(f"oci:{out}:buildkit").manifest.layers[0].digest == base
+    # saving the same ref again replaces the entry instead of duplicating it
+    slimage(
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        str(out),
+        "slimage-test/tricky:legacy",
+        root=root,
+        check=True,
+    )
+    assert len(json.loads((out / "index.json").read_text())["manifests"]) == 2
+    # a directory that is not a layout is refused, not clobbered
+    other = tmp_path / "notalayout"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    res = slimage(
+        "save", "--format", "oci", "-o", str(other), "slimage-test/tricky:legacy", root=root
+    )
+    assert res.returncode != 0 and b"not an OCI layout" in res.stderr
+    assert sorted(os.listdir(other)) == ["keep.txt"]
