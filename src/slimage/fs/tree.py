@@ -179,9 +179,9 @@ class MergedTree:
             size = stored = len(entry.linkname.encode("utf-8", "surrogateescape"))
             ch.size_bytes += stored
         elif kind == "hardlink":
-            kind = FILE
             stored = 0
             target = self._hardlink_target(entry)
+            kind = target.kind  # a file, rarely a symlink or a device
             if target.inode == 0:
                 inode = self._links.next_id
                 self._links.next_id += 1
@@ -190,16 +190,16 @@ class MergedTree:
             else:
                 inode = target.inode
             self._links.groups[inode][0] += 1
-            size = target.size
-            if target.digest is not None:
-                node = self._node(entry, FILE, size, inode)._replace(digest=target.digest)
-                self._put(children, parent, base, old, node, stored)
-                return None
+            # One inode, so the same metadata, content digest and symlink target.
+            self._put(
+                children, parent, base, old, target._replace(layer=self._layer, inode=inode), 0
+            )
+            return None
         else:
             size = stored = 0
         node = self._node(entry, kind, size, inode)
         self._put(children, parent, base, old, node, stored)
-        if self.hash_content and kind == FILE and entry.kind == FILE:
+        if self.hash_content and entry.kind == FILE:
             h = hashlib.sha256()
             self._pending = (children, base, node, h)
             return h.update
@@ -273,10 +273,10 @@ class MergedTree:
             )
         tparent, _, tbase = target.rpartition("/")
         node = self.dirs.get(tparent, {}).get(tbase)
-        if node is None or node.kind not in (FILE,):
+        if node is None or node.kind == DIR:
             raise InvalidImageError(
                 f"{self._name}: hardlink {entry.name!r} points to {entry.linkname!r}, "
-                "which is not a regular file of this image"
+                "which is not a file of this image"
             )
         if self.hash_content:
             self._finish_pending()
