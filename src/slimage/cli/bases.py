@@ -270,7 +270,7 @@ def cmd_surface(args: argparse.Namespace) -> int:
 
     reports = [analyze_surface(_open(name), name) for name in args.images]
     if args.json:
-        print_json(reports if len(reports) > 1 else reports[0])
+        print_json(reports)  # always a list, like docker inspect
         return 0
     headers, rows = table_rows(reports)
     print_table(headers, rows)
