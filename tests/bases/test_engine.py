@@ -273,3 +273,35 @@ def test_python3_preset_runs_with_its_stdlib(docker_engine: str) -> None:
     )
     assert r.stdout.split() == ["OpenSSL", "Europe/Paris"]
     assert [layer.group for layer in result.layers] == ["static", "base", "cc", "python3"]  # type: ignore[attr-defined]
+
+
+def test_debug_variant_has_a_busybox_shell_the_plain_one_lacks(docker_engine: str) -> None:
+    debug, _ = support.preset_image("cc", debug=True)
+    plain, _ = support.preset_image("cc")
+    support.in_docker(debug)
+    support.in_docker(plain)
+    r = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        debug,
+        "-c",
+        "echo $((2+3)) $(id -u)",
+        capture_output=True,
+        text=True,
+    )
+    assert r.stdout.split() == ["5", "0"]
+    none = support.docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--entrypoint",
+        "/busybox/sh",
+        plain,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert none.returncode != 0 and "no such file or directory" in none.stderr
