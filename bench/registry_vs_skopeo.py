@@ -127,6 +127,7 @@ def run(work: Path) -> int:
             .splitlines()[-1]
         )
     archive_size = os.path.getsize(archive)
+    load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     env["SLIMAGE_HOME"] = str(work / "store")
     env["DOCKER_CONFIG"] = str(work / "docker-config")
@@ -241,6 +242,8 @@ def run(work: Path) -> int:
         f"Input: the seed's vanilla image, `{Path(archive).name}` ({archive_size / 1e6:.0f} MB docker archive; "
         f"{stored / 1e6:.0f} MB of gzip blobs in the store). Registry: Debian's docker-registry "
         f"(distribution 2.8) on 127.0.0.1, fresh per round. Machine: {os.cpu_count()} cores. "
+        f"Load average when the run started: {load_before}, when it ended: "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs shared the machine). "
         f"Median of {args.rounds} rounds, tools alternating within each round, `sync` before "
         "each timed command. slimage fsyncs every blob it stores; skopeo's oci: copy does not.",
         "",
