@@ -15,7 +15,7 @@ from slimage.dockerfile.parser import parse
 from slimage.errors import DockerfileError
 
 LINT_CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "lint"
-FIXABLE = {"SL101", "SL103", "SL104", "SL106", "SL111", "SL303"}
+FIXABLE = {"SL101", "SL103", "SL104", "SL106", "SL107", "SL111", "SL303"}
 
 
 def fixed(text: str, **kw) -> str:
@@ -269,3 +269,10 @@ def test_no_trailing_newline_and_symlink(tmp_path: Path) -> None:
     fix_file(link, write=True)
     assert link.is_symlink()
     assert real.read_text() == 'FROM x:1\nCMD ["node", "a.js"]\n'
+
+
+def test_npm_cache_clean_only_for_root() -> None:
+    text = "FROM node:20-slim\nWORKDIR /app\nCOPY package.json .\nRUN npm ci\n"
+    assert fixed(text).endswith("RUN npm ci && npm cache clean --force\n")
+    as_node = text.replace("RUN npm ci", "USER node\nRUN npm ci")
+    assert fixed(as_node) == as_node  # ~/.npm is not /root/.npm: leave it

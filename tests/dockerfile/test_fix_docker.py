@@ -49,6 +49,7 @@ EXPECT: dict[str, tuple[set[str], set[str]]] = {
     "multistage": ({"SL101", "SL303"}, set()),
     "pragma-keep": ({"SL101", "SL303"}, set()),
     "lists-needed": ({"SL101", "SL104"}, {"SL103"}),
+    "hello-express": ({"SL107"}, {"SL101", "SL303"}),
 }
 
 
@@ -121,7 +122,9 @@ def _is_cache(path: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def built(debian_image: str, tmp_path_factory: pytest.TempPathFactory):
+def built(
+    debian_image: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+):
     """Builds (original, fixed) per case lazily; removes every image at the end."""
     made: list[str] = []
     cache: dict[str, tuple[str, str, str]] = {}
@@ -131,6 +134,8 @@ def built(debian_image: str, tmp_path_factory: pytest.TempPathFactory):
         if case in cache:
             return cache[case]
         src = CORPUS / case
+        if "slimage-test/node:8" in (src / "Dockerfile").read_text():
+            request.getfixturevalue("node8_image")  # the seed's stand-in for node:8
         ctx = tmp_path_factory.mktemp(case) / "ctx"
         shutil.copytree(src, ctx)
         result = fix_file(ctx / "Dockerfile")
@@ -159,7 +164,8 @@ def test_fixed_image_has_same_filesystem(case: str, built) -> None:
     before = _listing(orig_tag)
     after = _listing(fixed_tag)
     only_before = {p for p in before.keys() - after.keys() if not _is_cache(p)}
-    only_after = set(after.keys() - before.keys())
+    # Cache directories are volatile by nature (npm writes a timestamped log there).
+    only_after = {p for p in after.keys() - before.keys() if not _is_cache(p)}
     assert not only_before, f"fix removed non-cache paths: {sorted(only_before)[:20]}"
     assert not only_after, f"fix added paths: {sorted(only_after)[:20]}"
     changed = []

@@ -19,6 +19,8 @@ precondition strict enough that the build result is the same apart from removed 
   package's Recommends are no longer pulled in. Build and test once after it, or keep
   recommends with `--skip SL104`;
 - SL106: `--no-cache-dir` after `pip install`;
+- SL107: `npm cache clean --force` at the end of a RUN that runs `npm install`/`npm ci`
+  as root;
 - SL303: shell-form CMD/ENTRYPOINT -> exec form when the command uses no shell feature at
   all (no variables, globs, operators, redirections, escapes).
 
@@ -47,7 +49,7 @@ from slimage.dockerfile.rules import facts, resolve_rule_id, shell
 from slimage.dockerfile.rules.base import LintContext, StageInfo, join_path
 from slimage.errors import SlimageError, UsageError
 
-FIX_RULES = ("SL101", "SL103", "SL104", "SL106", "SL111", "SL303")
+FIX_RULES = ("SL101", "SL103", "SL104", "SL106", "SL107", "SL111", "SL303")
 _MAX_PASSES = 6
 # Shell builtins whose effect outlives the command: after them, `a && b` is not `a; b`
 # run in two fresh shells.
@@ -613,9 +615,6 @@ class _Pass:
                 return
             if _needs_apt_lists(other_script) and not facts.apt_commands(other_script, "update"):
                 return
-        last_line = self.txt.lines[inst.end_line - 1].rstrip("\r").rstrip(" \t")
-        if last_line.endswith(self.esc):
-            return
         clean = (
             ""
             if any(
@@ -624,19 +623,50 @@ class _Pass:
             )
             else "apt-get clean && "
         )
-        cleanup = f"{clean}rm -rf /var/lib/apt/lists/*"
+        self._append(inst, f"{clean}rm -rf /var/lib/apt/lists/*", "SL103")
+
+    def _append(self, inst: Instruction, command: str, rule_id: str) -> None:
+        """Add `&& command` at the end of a RUN, in the RUN's own line style."""
+        last_line = self.txt.lines[inst.end_line - 1].rstrip("\r").rstrip(" \t")
+        if last_line.endswith(self.esc):
+            return  # continuation at end of file: nothing safe to append to
         end = self.txt.line_end(inst.end_line)
         # Trailing blanks on the last line stay after the inserted text.
         content = self.txt.lines[inst.end_line - 1].rstrip("\r")
         end -= len(content) - len(content.rstrip(" \t"))
         nl = self.txt.newline(inst.end_line)
         if inst.end_line == inst.start_line:
-            text = f" && {cleanup}"
+            text = f" && {command}"
         elif self.leading_and(inst):
-            text = f" {self.esc}{nl}{self.indent_of(inst)}&& {cleanup}"
+            text = f" {self.esc}{nl}{self.indent_of(inst)}&& {command}"
         else:
-            text = f" && {self.esc}{nl}{self.indent_of(inst)}{cleanup}"
-        self.edits.append(_Edit(end, end, text, "SL103", inst.start_line, f"added `{cleanup}`"))
+            text = f" && {self.esc}{nl}{self.indent_of(inst)}{command}"
+        self.edits.append(_Edit(end, end, text, rule_id, inst.start_line, f"added `{command}`"))
+
+    # -- SL107: npm cache -----------------------------------------------------------------
+
+    def npm_cleanup(self) -> None:
+        for st in self.ctx.stages:
+            if not st.ships:
+                continue
+            for inst in st.instructions:
+                plain = self.plain_run(inst)
+                if plain is None or self.ignored(inst, "SL107"):
+                    continue
+                script = plain[2]
+                if not facts.npm_installs(script) or facts.npm_cache_cleaned(script):
+                    continue
+                if facts.cache_mounted(inst, "/root/.npm"):
+                    continue
+                env = self.ctx.env_before(inst)
+                if "npm_config_cache" in env or "NPM_CONFIG_CACHE" in env:
+                    continue
+                if script.has_comment or script.background or script.commands[-1].op != "":
+                    continue
+                # Only root's cache is known to be ~/.npm = /root/.npm.
+                if self.ctx.user_before(inst) not in ("", "root", "0"):
+                    continue
+                self._append(inst, "npm cache clean --force", "SL107")
 
     # -- SL303: exec-form CMD/ENTRYPOINT ------------------------------------------------
 
@@ -674,6 +704,7 @@ _STEPS = (
     ("SL111", "copy_chown"),
     ("SL101", "merge_runs"),
     ("SL103", "package_flags"),
+    ("SL107", "npm_cleanup"),
     ("SL303", "exec_form"),
 )
 

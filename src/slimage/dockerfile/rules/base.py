@@ -252,6 +252,19 @@ class LintContext:
                     env.setdefault(key, value)
         return env
 
+    def user_before(self, inst: Instruction) -> str:
+        """USER in force for `inst` ("" when none was set in the Dockerfile)."""
+        st = self.stage_of(inst)
+        user = ""
+        if st is None:
+            return user
+        for other in st.all_instructions():
+            if other is inst:
+                break
+            if other.cmd == "user" and other.value:
+                user = other.value[0].split(":", 1)[0]
+        return user
+
     def workdir_before(self, inst: Instruction) -> str:
         """WORKDIR in force for `inst` ("/" when none), relative WORKDIRs resolved."""
         st = self.stage_of(inst)

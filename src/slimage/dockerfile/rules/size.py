@@ -199,6 +199,7 @@ def pip_cache(ctx: LintContext) -> Iterator[Hit]:
     "as node_modules",
     fix="end the same RUN with `&& npm cache clean --force`, or use "
     "`RUN --mount=type=cache,target=/root/.npm`",
+    fixable=True,
 )
 def npm_cache(ctx: LintContext) -> Iterator[Hit]:
     for _st, inst, script in _shipped_runs(ctx):
