@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import stat
+import time
 import uuid
 from pathlib import Path
 
@@ -208,3 +209,25 @@ def test_cli_login_logout_and_no_secret_leak(
     out = cli("logout", host)
     assert out.returncode == 0 and "Removing login credentials" in out.stdout
     assert host not in json.loads((docker_config / "config.json").read_text()).get("auths", {})
+
+
+def test_expired_token_is_replaced(token_registry, token_server) -> None:
+    """Tokens are kept until they expire, then fetched again (before the registry says 401)."""
+    store_credentials(token_registry.host, Credentials(USER, PASSWORD))
+    saved = token_server.lifetime
+    token_server.lifetime = 2  # cached for 1 s (refreshed early, never used past expiry)
+    try:
+        client = RegistryClient(token_registry.host, scopes=["repository:team/exp:pull"])
+        before = len(token_server.requests)
+        client.request("GET", "/v2/team/exp/tags/list").close()
+        client.request("GET", "/v2/team/exp/tags/list").close()
+        assert len(token_server.requests) - before == 1
+        time.sleep(1.3)
+        mark = token_registry.log_mark()
+        resp = client.request("GET", "/v2/team/exp/tags/list")
+        assert resp.status == 404  # authorised: the repository simply does not exist
+        resp.close()
+        assert len(token_server.requests) - before == 2
+        assert "http.response.status=401" not in token_registry.log()[mark:]
+    finally:
+        token_server.lifetime = saved

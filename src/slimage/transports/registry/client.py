@@ -402,6 +402,7 @@ class RegistryClient:
         self.base: str | None = None
         self._challenge: _auth.Challenge | None = None
         self._auth_header: str | None = None
+        self._token_key: tuple[str, str, str] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ credentials
@@ -480,10 +481,10 @@ class RegistryClient:
         ch = self._challenge
         if ch is None:
             return None
-        if not refresh and self._auth_header:
+        if not refresh and self._auth_header and self._header_fresh():
             return self._auth_header
         with self._lock:
-            if not refresh and self._auth_header:
+            if not refresh and self._auth_header and self._header_fresh():
                 return self._auth_header
             if ch.scheme == "basic":
                 creds = self.credentials
@@ -496,11 +497,16 @@ class RegistryClient:
                 self._auth_header = "Bearer " + self._bearer_token(ch, refresh)
             return self._auth_header
 
+    def _header_fresh(self) -> bool:
+        """A Bearer header is good until its token's expiry; Basic never expires."""
+        return self._token_key is None or self.tokens.get(self._token_key) is not None
+
     def _bearer_token(self, ch: _auth.Challenge, refresh: bool) -> str:
         realm = ch.params.get("realm", "")
         service = ch.params.get("service", "")
         scopes = self.scopes or ([ch.params["scope"]] if ch.params.get("scope") else [])
         key = (realm, service, " ".join(scopes))
+        self._token_key = key
         if not refresh:
             cached = self.tokens.get(key)
             if cached:
