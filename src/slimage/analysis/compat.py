@@ -705,7 +705,9 @@ class Checker:
             cands: list[tuple[ImageFiles, str]] = cands_src + [(self.target.files, name)]
         else:
             own = [] if info.runpath else list(info.rpath)
-            own += [d for d in (self.source.env.get("LD_LIBRARY_PATH", "")).split(":") if d]
+            # An app built FROM the base inherits the base's Env, and may add its own.
+            for env in (self.source.env, self.target.files.env):
+                own += [d for d in env.get("LD_LIBRARY_PATH", "").split(":") if d]
             own += info.runpath
             cands = []
             for d in own:
