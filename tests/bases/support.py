@@ -179,6 +179,8 @@ def make_deb(
     fields: dict[str, str] | None = None,
     files: dict[str, bytes] | None = None,
 ) -> Path:
+    if shutil.which("dpkg-deb") is None:
+        pytest.skip("needs dpkg-deb to make test packages")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "root"
         (root / "DEBIAN").mkdir(parents=True)
