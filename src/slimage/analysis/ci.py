@@ -15,6 +15,7 @@ Thresholds come from flags, else from the config file (`--ci-config FILE`, else
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -157,6 +158,19 @@ class CiResult:
         return out
 
 
+DISABLED = float("nan")  # a flag value that turns a rule off ("--lowest-efficiency off")
+
+
+def flag_value(rule: str, text: str | None) -> float | None:
+    """A threshold given on the command line: None when absent, DISABLED for off."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("off", "disabled", "none"):
+        return DISABLED
+    value = _parse_value(rule, text, "--" + rule)
+    return DISABLED if value is None else value
+
+
 def evaluate(
     report: EfficiencyReport,
     flags: dict[str, float | None],
@@ -166,7 +180,9 @@ def evaluate(
     from_file, source = load_config(config_path)
     thresholds: dict[str, float | None] = dict(DEFAULTS)
     thresholds.update(from_file)
-    thresholds.update({k: v for k, v in flags.items() if v is not None})
+    for key, value in flags.items():
+        if value is not None:
+            thresholds[key] = None if math.isnan(value) else value
     results = []
     checks = [
         ("lowest-efficiency", report.efficiency, lambda v, t: v >= t, "efficiency"),

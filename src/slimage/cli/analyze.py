@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--lowest-efficiency",
         metavar="RATIO",
-        help="fail below this efficiency (0.9 or 90%%; default 0.9)",
+        help="fail below this efficiency (0.9 or 90%%; off disables; default 0.9)",
     )
     p.add_argument(
         "--highest-reclaimable-bytes",
@@ -102,24 +102,18 @@ def _trunc(text: str, width: int, no_trunc: bool) -> str:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from slimage.analysis.ci import evaluate, parse_bytes, parse_ratio
+    from slimage.analysis.ci import evaluate, flag_value
     from slimage.analysis.efficiency import analyze_image
     from slimage.errors import UsageError
 
     flags: dict[str, float | None] = {
-        "lowest-efficiency": parse_ratio(args.lowest_efficiency, what="--lowest-efficiency")
-        if args.lowest_efficiency is not None
-        else None,
-        "highest-reclaimable-bytes": float(
-            parse_bytes(args.highest_reclaimable_bytes, what="--highest-reclaimable-bytes")
-        )
-        if args.highest_reclaimable_bytes is not None
-        else None,
-        "highest-user-reclaimable-percent": parse_ratio(
-            args.highest_user_reclaimable_percent, what="--highest-user-reclaimable-percent"
-        )
-        if args.highest_user_reclaimable_percent is not None
-        else None,
+        "lowest-efficiency": flag_value("lowest-efficiency", args.lowest_efficiency),
+        "highest-reclaimable-bytes": flag_value(
+            "highest-reclaimable-bytes", args.highest_reclaimable_bytes
+        ),
+        "highest-user-reclaimable-percent": flag_value(
+            "highest-user-reclaimable-percent", args.highest_user_reclaimable_percent
+        ),
     }
     if args.top < 0:
         raise UsageError("--top must be >= 0")

@@ -1,0 +1,182 @@
+"""`analyze` against the real engine: the merged filesystem is what `docker export` shows,
+layer sizes are what `docker history` says, and the waste is found where it was made."""
+
+from __future__ import annotations
+
+import io
+import json
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from slimage.analysis.diff import build_tree
+from slimage.analysis.efficiency import analyze_image
+from slimage.analysis.source import open_target
+from slimage.cli.main import main
+from slimage.fs.tree import DIR
+from slimage.layers.tarscan import iter_entries
+from tests.analysis.layered import LAYERED, exported_fs, history_sizes, layered_archive_path
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="session")
+def layered_archive(debian_image: str) -> Path:
+    return layered_archive_path()
+
+
+def symlink_bytes(target, i: int) -> int:
+    fh = target.image.layers[i].open_tar()
+    try:
+        return sum(len(e.linkname.encode()) for e in iter_entries(fh) if e.kind == "symlink")
+    finally:
+        fh.close()
+
+
+def test_merged_filesystem_matches_docker_export(layered_archive: Path) -> None:
+    tree, _, _ = build_tree(open_target(str(layered_archive)))
+    ours = {
+        p: (n.kind, n.size)
+        for p, n in tree.walk()
+        if not p.startswith(("dev/", "proc/", "sys/")) and p not in ("dev", "proc", "sys")
+    }
+    theirs = exported_fs(LAYERED)
+    # Docker creates these mount points in every container; the image may or may not.
+    for p in ("etc/hostname", "etc/hosts", "etc/resolv.conf", "etc/mtab", ".dockerenv"):
+        ours.pop(p, None)
+    assert set(ours) == set(theirs), set(ours) ^ set(theirs)
+    assert ours == theirs
+    # the interesting cases, spelled out
+    assert tree.get("data/opq/old1") is None and tree.get("data/opq/sub") is None
+    assert tree.get("data/swap").kind == "file" and tree.get("data/tofile").kind == DIR
+    assert tree.get("data/hl-link").size == 4000 and tree.get("data/gone") is None
+
+
+@pytest.mark.parametrize("which", ["layered", "vanilla"])
+def test_layer_sizes_match_docker_history(which: str, request: pytest.FixtureRequest) -> None:
+    archive = request.getfixturevalue(
+        "layered_archive" if which == "layered" else "vanilla_archive"
+    )
+    ref = LAYERED if which == "layered" else "slimage-test/node-vanilla:latest"
+    target = open_target(str(archive))
+    report = analyze_image(target, verify=True)
+    docker = history_sizes(ref)
+    pairs = target.image.config.layer_history()
+    assert len(docker) == len(pairs)
+    for (_, idx), dsize in zip(pairs, docker, strict=True):
+        if idx is None:
+            assert dsize == 0
+            continue
+        ours = report.layers[idx].size_bytes
+        if ours != dsize:
+            # BuildKit-exported layers: Docker 20.10 leaves out symlink target bytes.
+            assert ours - dsize == symlink_bytes(target, idx), (idx, ours, dsize)
+        assert abs(ours - dsize) <= max(1, dsize) * 1e-4 or ours - dsize == symlink_bytes(
+            target, idx
+        )
+    assert report.total_bytes == sum(lay.size_bytes for lay in report.layers)
+
+
+def test_waste_is_found_where_it_was_made(layered_archive: Path) -> None:
+    report = analyze_image(str(layered_archive), top=50)
+    by_path = {p.path: p for p in report.top_reclaimable}
+    layers = report.layers
+    base = 1  # debian:bookworm
+    over = by_path["/data/over.bin"]
+    # written by the first RUN and by the overwrite, hidden by the overwrite and the chown
+    assert over.reclaimable_bytes == 100_000 + 120_000 and over.copies == 2
+    assert over.written_by == [base, base + 1] and over.removed_by == [base + 1, base + 6]
+    assert "chown" in over.removed_by_instructions[-1]
+    gone = by_path["/data/gone/a.bin"]
+    assert gone.removed_by == [base + 2] and "rm -rf /data/gone" in gone.removed_by_instructions[0]
+    assert by_path["/data/opq/sub/old2"].removed_by == [base + 3]  # the opaque directory
+    assert by_path["/data/swap/inner"].removed_by == [base + 4]  # dir replaced by a file
+    assert by_path["/data/tofile"].removed_by == [base + 5]  # file replaced by a dir
+    # a deleted name whose data another hardlink still shows is not reclaimable
+    # (/usr/bin/perl5.36.0 is a hardlink of /usr/bin/perl in Debian)
+    assert "/data/hl-target" not in by_path and "/data/hl-link" not in by_path
+    assert "/usr/bin/perl5.36.0" not in by_path and layers[base + 2].removed >= 4
+    assert report.reclaimable_bytes == report.total_bytes - report.merged_bytes
+    assert report.reclaimable_bytes == sum(lay.wasted_bytes for lay in layers)
+    assert report.reclaimable_bytes == sum(p.reclaimable_bytes for p in report.top_reclaimable)
+    assert layers[base + 2].removed >= 4 and layers[base + 1].modified == 1
+    assert report.base_layers == base
+
+
+def test_store_and_archive_give_the_same_report(layered_archive: Path, store_root: Path) -> None:
+    from slimage.store.images import ingest
+    from slimage.store.store import Store
+    from slimage.transports.sources import open_source
+
+    store = Store()
+    ingest(store, open_source(str(layered_archive)), tags=["layered:test"])
+    from_store = analyze_image(open_target("layered:test", store=store))
+    from_archive = analyze_image(str(layered_archive))
+    assert from_store.read_mode == "stream" and from_archive.read_mode == "seek+verify"
+    for key in ("total_bytes", "merged_bytes", "reclaimable_bytes", "files", "directories"):
+        assert getattr(from_store, key) == getattr(from_archive, key), key
+    assert [lay.size_bytes for lay in from_store.layers] == [
+        lay.size_bytes for lay in from_archive.layers
+    ]
+
+
+def run(argv: list[str]) -> tuple[int, str]:
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        rc = main(argv)
+    return rc, buf.getvalue()
+
+
+def test_cli_json_and_ci(
+    layered_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rc, out = run(["analyze", "--json", str(layered_archive)])
+    data = json.loads(out)
+    assert rc == 0
+    for key in ("total_bytes", "merged_bytes", "reclaimable_bytes", "efficiency", "layers"):
+        assert key in data
+    for key in ("size_bytes", "created_by", "added", "modified", "removed"):
+        assert key in data["layers"][0]
+    eff = data["efficiency"]
+    rc, out = run(
+        ["analyze", "--ci", "--lowest-efficiency", str(eff + 0.001), str(layered_archive)]
+    )
+    assert rc == 1 and "FAIL: lowest-efficiency" in out and "Result:FAIL" in out
+    rc, out = run(
+        [
+            "analyze",
+            "--ci",
+            "--lowest-efficiency",
+            f"{eff * 100 - 1:.2f}%",
+            "--highest-user-reclaimable-percent",
+            "off",
+            str(layered_archive),
+        ]
+    )
+    assert rc == 0 and "Result:PASS" in out and "SKIP: highest-user" in out
+    # thresholds from .slimage.toml in the working directory, and from a .dive-ci file
+    monkeypatch.chdir(tmp_path)
+    reclaim = data["reclaimable_bytes"]
+    (tmp_path / ".slimage.toml").write_text(
+        f"[analyze]\nhighest-reclaimable-bytes = {reclaim - 1}\n"
+    )
+    rc, out = run(["analyze", "--ci", "--lowest-efficiency", "0", str(layered_archive)])
+    assert rc == 1 and "FAIL: highest-reclaimable-bytes" in out
+    (tmp_path / "ci.yaml").write_text(
+        f"rules:\n  lowestEfficiency: 0\n  highestWastedBytes: {reclaim}\n  highestUserWastedPercent: disabled\n"
+    )
+    rc, out = run(["analyze", "--ci", "--ci-config", "ci.yaml", str(layered_archive)])
+    assert rc == 0 and "SKIP: highest-user-reclaimable-percent" in out
+    rc, out = run(["analyze", "--ci", "--lowest-efficiency", "lots", str(layered_archive)])
+    assert rc == 2
+
+
+def test_bad_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], layered_archive: Path
+) -> None:
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(layered_archive.read_bytes()[:1_000_000])
+    assert main(["analyze", str(cut)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cut.tar" in err and "truncated" in err
