@@ -200,3 +200,15 @@ def test_verify_layers_checks_diff_ids(registry, store: Store, tmp_path: Path) -
     res = run_cli("pull", "--verify-layers", bad_ref, store_root=tmp_path / "w")
     assert res.returncode != 0 and "uncompresses to" in res.stderr
     assert Store(tmp_path / "w").refs() == {}
+
+
+def test_platform_mismatch_on_single_manifest(registry, store: Store, tmp_path: Path) -> None:
+    ref = _repo(registry) + ":one"
+    make_image(store, ref, [{"p": b"p"}])
+    push(store, ref)
+    host = Platform.host()
+    other = "arm64" if host.architecture != "arm64" else "amd64"
+    res = run_cli("pull", "--platform", f"linux/{other}", ref, store_root=tmp_path / "m")
+    assert res.returncode != 0
+    assert f"not the requested linux/{other}" in res.stderr
+    assert Store(tmp_path / "m").refs() == {}
