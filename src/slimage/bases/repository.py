@@ -50,7 +50,7 @@ _FIELDS = (
     "Source",
     "Installed-Size",
 )
-_INDEX_FORMAT = 2  # bump when the cached tuple layout changes
+_INDEX_FORMAT = 3  # bump when the cached tuple layout changes
 
 
 def snapshot_url(archive: str, timestamp: str) -> str:
@@ -312,6 +312,7 @@ class Repository:
                     p.get("Section", ""),
                     p.get("Source", ""),
                     int(p.get("Installed-Size", "0") or 0),
+                    tuple(parse_provides(p.get("Provides", ""))),
                 )
             )
         fetch.atomic_write(parsed, marshal.dumps(rows))
@@ -323,52 +324,116 @@ class Repository:
             for source in self.sources:
                 rel = self.release(source)
                 for component in source.components:
-                    for row in self._fetch_packages(rel, component):
-                        rec = PackageRecord(*row)
-                        rec.base_url, rec.suite = source.url, source.suite
-                        index.add(rec)
+                    index.add_rows(self._fetch_packages(rel, component), source.url, source.suite)
             self._index = index
         return self._index
 
 
 class PackageIndex:
-    """Every candidate version of every package, and who Provides what."""
+    """Every candidate version of every package, and who Provides what.
+
+    Built from the cached index rows without making an object per stanza (an index has
+    ~64k): `packages` maps a name to its raw rows, and records are made for the few
+    names the resolver actually asks about."""
 
     def __init__(self, arch: str):
         self.arch = arch
-        self.packages: dict[str, list[PackageRecord]] = {}
-        self.providers: dict[str, list[tuple[PackageRecord, str]]] = {}
+        # name -> [(row, base_url, suite)] until first asked, then [PackageRecord]
+        self.packages: dict[str, list] = {}
+        # virtual name -> [(provider name, provider version, provided version)]
+        self._provides: dict[str, list[tuple[str, str, str]]] = {}
+        self._made: set[str] = set()
+
+    def add_rows(self, rows: list[tuple], base_url: str, suite: str) -> None:
+        ok = (self.arch, "all")
+        packages = self.packages
+        provides = self._provides
+        for row in rows:
+            if row[2] not in ok:
+                continue
+            name = row[0]
+            entry = (row, base_url, suite)
+            got = packages.get(name)
+            if got is None:
+                packages[name] = [entry]
+            else:
+                got.append(entry)
+            for virtual, pversion in row[15]:
+                provides.setdefault(virtual, []).append((name, row[1], pversion))
 
     def add(self, rec: PackageRecord) -> None:
-        if rec.architecture not in (self.arch, "all"):
-            return
-        versions = self.packages.setdefault(rec.name, [])
-        if any(v.version == rec.version and v.architecture == rec.architecture for v in versions):
-            return
-        versions.append(rec)
-        if rec.provides:
-            for item in rec.provides.split(","):
-                item = item.strip()
-                if not item:
-                    continue
-                name, _, rest = item.partition("(")
-                pversion = ""
-                if rest:
-                    pversion = rest.rstrip(") ").lstrip("= ").strip()
-                self.providers.setdefault(name.strip().split(":")[0], []).append((rec, pversion))
+        row = (
+            rec.name,
+            rec.version,
+            rec.architecture,
+            rec.depends,
+            rec.pre_depends,
+            rec.provides,
+            rec.essential,
+            rec.filename,
+            rec.size,
+            rec.sha256,
+            rec.multi_arch,
+            rec.priority,
+            rec.section,
+            rec.source,
+            rec.installed_size,
+            tuple(parse_provides(rec.provides)),
+        )
+        self._made.discard(rec.name)
+        self.add_rows([row], rec.base_url, rec.suite)
 
     def candidates(self, name: str) -> list[PackageRecord]:
         """Versions of NAME, best (highest) first."""
-        versions = self.packages.get(name, [])
-        if len(versions) > 1:
-            versions.sort(key=_VersionKey, reverse=True)
-        return versions
+        items = self.packages.get(name)
+        if not items:
+            return []
+        if name not in self._made:
+            records: list[PackageRecord] = []
+            seen: set[tuple[str, str]] = set()
+            for row, base_url, suite in items:
+                if (row[1], row[2]) in seen:
+                    continue  # the same version in two suites: the first source wins
+                seen.add((row[1], row[2]))
+                rec = PackageRecord(*row[:15])
+                rec.base_url, rec.suite = base_url, suite
+                records.append(rec)
+            if len(records) > 1:
+                records.sort(key=_VersionKey, reverse=True)
+            self.packages[name] = records
+            self._made.add(name)
+        return self.packages[name]
+
+    def providers(self, virtual: str) -> list[tuple[PackageRecord, str]]:
+        """(record, provided version) for each package that Provides VIRTUAL."""
+        out: list[tuple[PackageRecord, str]] = []
+        for name, version, pversion in self._provides.get(virtual, []):
+            rec = next((r for r in self.candidates(name) if r.version == version), None)
+            if rec is not None:
+                out.append((rec, pversion))
+        return out
+
+    def has_provider(self, virtual: str) -> bool:
+        return virtual in self._provides
 
     def __contains__(self, name: str) -> bool:
-        return name in self.packages or name in self.providers
+        return name in self.packages or name in self._provides
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.packages.values())
+
+
+def parse_provides(text: str) -> list[tuple[str, str]]:
+    """`a (= 1), b` -> [(a, 1), (b, '')]"""
+    out: list[tuple[str, str]] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, rest = item.partition("(")
+        version = rest.rstrip(") ").lstrip("= ").strip() if rest else ""
+        out.append((name.strip().split(":")[0], version))
+    return out
 
 
 class _VersionKey:

@@ -59,7 +59,7 @@ class Resolver:
         rec = chosen.get(rel.name)
         if rec is not None and (not rel.op or satisfies(rec.version, rel.op, rel.version)):
             return rec
-        for prov, pversion in self.index.providers.get(rel.name, []):
+        for prov, pversion in self.index.providers(rel.name):
             got = chosen.get(prov.name)
             if got is None or got.version != prov.version:
                 continue
@@ -80,7 +80,7 @@ class Resolver:
             return out
         provs = [
             prov
-            for prov, pversion in self.index.providers.get(rel.name, [])
+            for prov, pversion in self.index.providers(rel.name)
             if not rel.op or (pversion and satisfies(pversion, rel.op, rel.version))
         ]
         provs.sort(key=lambda r: (_PRIORITY.get(r.priority, 5), r.name))
@@ -92,7 +92,7 @@ class Resolver:
             return "excluded"
         if versions:
             return f"only {', '.join(versions[:3])} available"
-        if rel.name in self.index.providers:
+        if self.index.has_provider(rel.name):
             return "no provider has a matching version"
         return f"no such package for {self.index.arch}"
 
