@@ -310,7 +310,10 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=cmd_presets)
 
     c = subparsers.add_parser(
-        "compat", help="which ELF files of IMAGE would fail on a base, and why"
+        "compat",
+        help="which ELF files of IMAGE would fail on a base, and why",
+        description="Predict, without running anything, whether IMAGE's ELF files load on "
+        "BASE. Exit status 1 when any file would fail.",
     )
     c.add_argument("image")
     c.add_argument(
