@@ -136,7 +136,8 @@ class Script:
 
 
 def _scan_subst(text: str, pos: int, n: int) -> int:
-    """End of a `$(...)` or `$((...))` starting at `pos` (which is at `$`)."""
+    """End of a `$(...)` or `$((...))` starting at `pos` (which is at `$`); -1 when the
+    parentheses never close."""
     depth = 0
     i = pos + 1
     while i < n:
@@ -146,10 +147,15 @@ def _scan_subst(text: str, pos: int, n: int) -> int:
             continue
         if ch == "'":
             j = text.find("'", i + 1)
-            i = n if j < 0 else j + 1
+            if j < 0:
+                return -1
+            i = j + 1
             continue
         if ch == '"':
-            i = _scan_dquote(text, i, n)[0]
+            end, _content, closed = _scan_dquote(text, i, n)
+            if not closed:
+                return -1
+            i = end
             continue
         if ch == "(":
             depth += 1
@@ -158,18 +164,19 @@ def _scan_subst(text: str, pos: int, n: int) -> int:
             if depth == 0:
                 return i + 1
         i += 1
-    return n
+    return -1
 
 
-def _scan_dquote(text: str, pos: int, n: int) -> tuple[int, str]:
-    """End of a double-quoted string starting at `pos`, and its content with `\\` escapes
-    that are special inside double quotes removed (expansions kept as written)."""
+def _scan_dquote(text: str, pos: int, n: int) -> tuple[int, str, bool]:
+    """End of a double-quoted string starting at `pos`, its content with the `\\` escapes
+    that are special inside double quotes removed (expansions kept as written), and
+    whether the closing quote was found."""
     out: list[str] = []
     i = pos + 1
     while i < n:
         ch = text[i]
         if ch == '"':
-            return i + 1, "".join(out)
+            return i + 1, "".join(out), True
         if ch == "\\" and i + 1 < n:
             nxt = text[i + 1]
             if nxt in '"\\$`':
@@ -180,18 +187,21 @@ def _scan_dquote(text: str, pos: int, n: int) -> tuple[int, str]:
             continue
         if ch == "$" and i + 1 < n and text[i + 1] == "(":
             j = _scan_subst(text, i, n)
+            if j < 0:
+                return n, "".join(out), False
             out.append(text[i:j])
             i = j
             continue
         if ch == "`":
             j = text.find("`", i + 1)
-            j = n if j < 0 else j + 1
-            out.append(text[i:j])
-            i = j
+            if j < 0:
+                return n, "".join(out), False
+            out.append(text[i : j + 1])
+            i = j + 1
             continue
         out.append(ch)
         i += 1
-    return n, "".join(out)
+    return n, "".join(out), False
 
 
 def split(text: str) -> Script:
@@ -215,7 +225,7 @@ def _unquote(word: str) -> str:
             out.append(word[i + 1 : end])
             i = end + 1
         elif ch == '"':
-            end, content = _scan_dquote(word, i, n)
+            end, content, _closed = _scan_dquote(word, i, n)
             out.append(content)
             i = end
         elif ch == "\\" and i + 1 < n:
@@ -353,8 +363,8 @@ def _split_slow(text: str) -> Script:
                 pos = end + 1
             elif ch == '"':
                 quoted = True
-                end, content = _scan_dquote(text, pos, n)
-                if end >= n and not text.endswith('"'):
+                end, content, closed = _scan_dquote(text, pos, n)
+                if not closed:
                     ok = False
                 parts.append(content)
                 pos = end
@@ -369,16 +379,27 @@ def _split_slow(text: str) -> Script:
             elif ch == "$":
                 if pos + 1 < n and text[pos + 1] == "(":
                     end = _scan_subst(text, pos, n)
+                    if end < 0:
+                        ok = False
+                        end = n
                 elif pos + 1 < n and text[pos + 1] == "{":
                     end = text.find("}", pos)
-                    end = n if end < 0 else end + 1
+                    if end < 0:
+                        ok = False
+                        end = n
+                    else:
+                        end += 1
                 else:
                     end = pos + 1
                 parts.append(text[pos:end])
                 pos = end
             elif ch == "`":
                 end = text.find("`", pos + 1)
-                end = n if end < 0 else end + 1
+                if end < 0:
+                    ok = False
+                    end = n
+                else:
+                    end += 1
                 parts.append(text[pos:end])
                 pos = end
             else:
