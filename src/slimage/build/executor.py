@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from slimage.build import history as hist
 from slimage.build.cache import BuildCache, CacheEntry, step_key
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from slimage.build.rootfs import LayerDirs, Workspace
     from slimage.image import Image, Layer
     from slimage.runtime.ocirun import OciRuntime
+    from slimage.store.store import LayerInfo
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 
@@ -141,7 +142,7 @@ class StageState:
         from slimage.image import Layer
 
         return [
-            Layer(d, diff_id, open_blob=lambda dg=d.digest: store.open_blob(dg))
+            Layer(d, diff_id, open_blob=_blob_opener(store, d.digest))
             for d, diff_id in zip(self.layers, self.diff_ids, strict=True)
         ]
 
@@ -156,6 +157,10 @@ class StageState:
             Descriptor(ctype, config.digest, len(config.raw)), self.layers, docker=self.docker_types
         )
         return manifest, config
+
+
+def _blob_opener(store: Store, digest: str) -> Callable[[], BinaryIO]:
+    return lambda: store.open_blob(digest)
 
 
 def _go_duration_ns(text: str) -> int:
@@ -954,14 +959,16 @@ class StageExecutor:
                     )
                     keyparts.append(["bind-from", target, source, from_key])
                     continue
-                src = (
+                ctx_src = (
                     self.s.context.resolve(source.lstrip("/") or ".")[0]
                     if source.strip("/")
                     else None
                 )
-                path = src.path if src else self.s.context.root
+                path = ctx_src.path if ctx_src else self.s.context.root
                 mounts.append(bind(str(path), target, readonly=m.get("rw") not in ("true", "1")))
-                keyparts.append(["bind", target, self.s.context.digest(src) if src else "ctx"])
+                keyparts.append(
+                    ["bind", target, self.s.context.digest(ctx_src) if ctx_src else "ctx"]
+                )
             else:
                 raise BuildError(f"{self.path}:{inst.start_line}: unsupported mount type {mtype!r}")
         return mounts, keyparts
@@ -1085,7 +1092,7 @@ def open_base(store: Store, name: str) -> Image:
 
 def _store_upper(
     store: Store, upper: Path, epoch: int | None, compression: str, docker_types: bool
-):  # type: ignore[no-untyped-def]
+) -> LayerInfo:
     """Stream the upper dir as a layer tar straight into the store (hash + compress in
     one pass): overlay whiteouts become `.wh.` entries, opaque dirs `.wh..wh..opq`."""
     from slimage.layers.writer import stream_tree

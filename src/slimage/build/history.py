@@ -91,7 +91,8 @@ def go_quote_rune(n: int) -> str:
 
 def healthcheck_text(health: Mapping[str, object]) -> str:
     """`HEALTHCHECK %q` of *HealthConfig (Test, Interval, Timeout, StartPeriod, Retries)."""
-    test = q_list([str(t) for t in health.get("Test") or []])  # type: ignore[union-attr]
+    raw_test = health.get("Test") or []
+    test = q_list([str(t) for t in raw_test] if isinstance(raw_test, list) else [])
     parts = [test]
     for key in ("Interval", "Timeout", "StartPeriod"):
         parts.append(go_quote(go_duration(int(health.get(key) or 0))))  # type: ignore[call-overload]

@@ -260,7 +260,7 @@ class Containers:
             if not all_ and status != "running":
                 continue
             rows.append({"record": rec, "status": status})
-        rows.sort(key=lambda r: -r["record"].created)
+        rows.sort(key=lambda r: -float(r["record"].created))  # type: ignore[attr-defined]
         return rows
 
     def log_path(self, ref: str) -> Path:

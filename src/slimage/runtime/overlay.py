@@ -46,15 +46,15 @@ def mount_overlay(
 ) -> None:
     """Mount LOWERS (bottom layer first) with an optional UPPER at TARGET."""
     require_root("mounting an overlay")
-    lowers = [str(p) for p in lowers]
-    if not lowers:
+    lower_dirs = [str(p) for p in lowers]
+    if not lower_dirs:
         raise RuntimeToolError("overlay needs at least one lower dir")
-    if upper is None and len(lowers) == 1:
+    if upper is None and len(lower_dirs) == 1:
         # overlayfs refuses a single lower without upper: bind it read-only instead.
-        _mount(lowers[0], str(target), "", 4096 | 16384, "")  # MS_BIND | MS_REC
+        _mount(lower_dirs[0], str(target), "", 4096 | 16384, "")  # MS_BIND | MS_REC
         _mount("", str(target), "", 4096 | 32 | MS_RDONLY, "")  # remount ro
         return
-    top_first = list(reversed(lowers))
+    top_first = list(reversed(lower_dirs))
     cwd = None
     parents = {os.path.dirname(p) for p in top_first}
     opts = "lowerdir=" + ":".join(top_first)
@@ -66,7 +66,7 @@ def mount_overlay(
         if upper is not None:
             opts += f",upperdir={os.path.abspath(upper)},workdir={os.path.abspath(work or '')}"
     if len(opts) > _MAX_DATA:
-        raise RuntimeToolError(f"too many layers for one overlay mount ({len(lowers)})")
+        raise RuntimeToolError(f"too many layers for one overlay mount ({len(lower_dirs)})")
     opts += ",index=off,redirect_dir=off"
     old = os.getcwd() if cwd else None
     try:
