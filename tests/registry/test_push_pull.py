@@ -212,3 +212,21 @@ def test_platform_mismatch_on_single_manifest(registry, store: Store, tmp_path: 
     assert res.returncode != 0
     assert f"not the requested linux/{other}" in res.stderr
     assert Store(tmp_path / "m").refs() == {}
+
+
+def test_history_of_a_docker_ref_pulls_then_reads_from_the_store(
+    registry, store: Store, tmp_path: Path
+) -> None:
+    ref = _repo(registry) + ":hist"
+    make_image(store, ref, [{"a.bin": random_bytes(5000)}, {"link": b"x"}])
+    push(store, ref)
+    other = tmp_path / "fresh"
+    res = run_cli(
+        "history", "--human=false", "--format", "json", f"docker://{ref}", store_root=other
+    )
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    sizes = sorted(int(r["Size"]) for r in rows)
+    assert sizes[-1] >= 5000  # the layer was read (and its size recorded) after the pull
+    # The pull kept blobs as served; the listing recorded each layer once.
+    assert len(list((other / "layers").glob("*.json"))) == 2

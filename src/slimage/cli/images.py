@@ -296,9 +296,11 @@ def _open(spec: str):
 @_os_errors
 def cmd_history(args: argparse.Namespace) -> int:
     from slimage.transports.catalog import image_history
+    from slimage.transports.sources import open_source
 
-    image = _open(args.image)
-    rows = image_history(image)
+    store = _store()
+    image = open_source(args.image, store)
+    rows = image_history(image, store)
     if args.json:
         print_json(
             [
@@ -365,7 +367,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         digest = None
         if image.source.startswith("store "):
             digest = store.resolve(name)
-        out.append(inspect_image(image, manifest_digest=digest))
+        out.append(inspect_image(image, manifest_digest=digest, store=store))
     if args.format:
         for item in out:
             sys.stdout.write(render_template(args.format, item) + "\n")

@@ -17,20 +17,44 @@ from collections.abc import Sequence
 from slimage import __version__
 from slimage.errors import SlimageError
 
-# One module per command group. Each exposes `register(subparsers)`; the handler it sets
-# as `func` receives the parsed namespace and returns an exit code (or None for 0).
-COMMAND_MODULES: tuple[str, ...] = (
-    "slimage.cli.images",
-    "slimage.cli.analyze",
-    "slimage.cli.dockerfile",
-    "slimage.cli.build",
-    "slimage.cli.runtime",
-    "slimage.cli.registry",
-    "slimage.cli.bases",
-)
+# Which module registers which commands. Only the module of the command being run is
+# imported, so `slimage build` on a warm cache doesn't pay for the registry client, rich
+# tables or ELF parsing; `slimage --help` imports them all. Each module exposes
+# `register(subparsers)`; the handler it sets as `func` gets the parsed namespace and
+# returns an exit code (or None for 0).
+COMMANDS: dict[str, str] = {
+    **dict.fromkeys(
+        ["load", "import", "save", "images", "history", "inspect", "tag", "rmi", "gc", "fsck"],
+        "slimage.cli.images",
+    ),
+    **dict.fromkeys(["analyze", "diff"], "slimage.cli.analyze"),
+    **dict.fromkeys(["parse", "lint", "fix"], "slimage.cli.dockerfile"),
+    "build": "slimage.cli.build",
+    **dict.fromkeys(["run", "exec", "ps", "logs", "stop", "rm"], "slimage.cli.runtime"),
+    **dict.fromkeys(["pull", "push", "copy", "login", "logout"], "slimage.cli.registry"),
+    **dict.fromkeys(["base", "compat", "surface"], "slimage.cli.bases"),
+}
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted_modules(argv: Sequence[str]) -> tuple[str, ...]:
+    """The module for the first positional word, or all of them (help, typos)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        if word == "--root":
+            skip = True
+            continue
+        if word.startswith("-"):
+            continue
+        module = COMMANDS.get(word)
+        return (module,) if module else COMMAND_MODULES
+    return COMMAND_MODULES
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slimage",
         description="Build, move, inspect and slim container images, without a daemon.",
@@ -42,21 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="store location (default: $SLIMAGE_HOME or ~/.local/share/slimage)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            # A command group that has not been written yet is simply absent; a missing
-            # dependency inside an existing module is a real error and must surface.
-            if exc.name == name:
-                continue
-            raise
-        module.register(sub)
+    for name in modules:
+        importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_wanted_modules(argv))
     args = parser.parse_args(argv)
     if args.root:
         os.environ["SLIMAGE_HOME"] = os.path.abspath(args.root)

@@ -188,6 +188,33 @@ def store_layer_tar(
     return info
 
 
+def index_stored_layer(store: Store, desc: Descriptor, diff_id: str) -> tuple[LayerInfo, bool]:
+    """Read a layer blob that is already in the store (a pull keeps blobs as served, so
+    nothing was decompressed yet) once: check it decompresses to DIFF_ID, and record its
+    LayerInfo so that listings never scan it again. Returns (info, newly_recorded)."""
+    known = store.layer_info(diff_id)
+    if known is not None and known.blob == desc.digest:
+        return known, False
+    name = f"layer {desc.digest}"
+    stream, _ = open_decompressed(store.open_blob(desc.digest), name=name)
+    got, usize, dsize, entries = _scan_uncompressed(stream, name, [])
+    if got != diff_id:
+        raise DigestMismatchError(f"{name} uncompresses to {got}, the config says {diff_id}")
+    if known is not None:
+        return known, False  # same tar, stored under another compression: keep the first
+    info = LayerInfo(
+        diff_id=diff_id,
+        blob=desc.digest,
+        media_type=desc.media_type,
+        blob_size=desc.size,
+        size=dsize,
+        uncompressed_size=usize,
+        entries=entries,
+    )
+    store.put_layer_info(info)
+    return info, True
+
+
 def ingest(
     store: Store,
     image: Image,

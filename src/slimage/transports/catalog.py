@@ -16,7 +16,7 @@ from slimage.errors import ImageNotFoundError, SlimageError, UsageError
 from slimage.image import Image
 from slimage.layers.tarscan import DockerSize, scan
 from slimage.oci.model import Platform
-from slimage.store.images import IngestResult, ingest, open_image
+from slimage.store.images import IngestResult, index_stored_layer, ingest, open_image
 from slimage.store.refs import parse_reference
 from slimage.store.store import Store
 from slimage.transports.docker_archive import read_archive, write_archive
@@ -163,10 +163,15 @@ class ImageRow:
     size: int
 
 
-def layer_sizes(image: Image) -> list[int]:
-    """Docker SIZE per layer: from the store's records when known, else by scanning."""
+def layer_sizes(image: Image, store: Store | None = None) -> list[int]:
+    """Docker SIZE per layer: from the store's records when known, else by scanning.
+
+    A layer whose blob is in STORE but has no record yet (a pull keeps blobs as served)
+    is scanned once and recorded, so the next listing is instant."""
     out = []
     for layer in image.layers:
+        if layer.size is None and store is not None and store.has_blob(layer.digest):
+            layer.size = index_stored_layer(store, layer.descriptor, layer.diff_id)[0].size
         if layer.size is None:
             sizer = DockerSize()
             with contextlib.closing(layer.open_tar()) as tar:
@@ -177,7 +182,7 @@ def layer_sizes(image: Image) -> list[int]:
 
 
 def _store_size(store: Store, image: Image) -> int:
-    return sum(layer_sizes(image))
+    return sum(layer_sizes(image, store))
 
 
 def list_images(store: Store, reference: str | None = None) -> list[ImageRow]:
@@ -230,9 +235,9 @@ class HistoryRow:
     layer_index: int | None = None
 
 
-def image_history(image: Image) -> list[HistoryRow]:
+def image_history(image: Image, store: Store | None = None) -> list[HistoryRow]:
     """Newest first, one row per history entry; SIZE per the rule in `DockerSize`."""
-    sizes = layer_sizes(image)
+    sizes = layer_sizes(image, store)
     rows = []
     for entry, idx in image.config.layer_history():
         size = sizes[idx] if idx is not None else 0
@@ -308,12 +313,15 @@ def docker_config_view(config: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def inspect_image(image: Image, *, manifest_digest: str | None = None) -> dict[str, Any]:
+def inspect_image(
+    image: Image, *, manifest_digest: str | None = None, store: Store | None = None
+) -> dict[str, Any]:
     """`docker image inspect`-shaped data, plus the manifest and where it came from."""
     import json
 
     cfg = image.config.data
     digest = manifest_digest or image.manifest.digest
+    size = sum(layer_sizes(image, store))
     return {
         "Id": image.id,
         "RepoTags": list(image.repo_tags),
@@ -331,8 +339,8 @@ def inspect_image(image: Image, *, manifest_digest: str | None = None) -> dict[s
         "Architecture": cfg.get("architecture", ""),
         **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
         "Os": cfg.get("os", ""),
-        "Size": sum(layer_sizes(image)),
-        "VirtualSize": sum(layer_sizes(image)),
+        "Size": size,
+        "VirtualSize": size,
         "RootFS": {
             "Type": cfg.get("rootfs", {}).get("type", "layers"),
             "Layers": image.config.diff_ids,

@@ -6,6 +6,7 @@
     open_source("docker-archive:PATH[:REF]")    explicit archive (REF picks one image)
     open_source("oci:DIR[:REF]")                explicit OCI layout (REF = ref.name)
     open_source("docker-daemon:REF")            the local Docker engine, via `docker save`
+    open_source("docker://REGISTRY/REPO:TAG")   a registry: missing blobs are pulled first
 
 Paths win over store names only when they exist on disk and look like paths (contain a
 `/` or end in .tar), so `debian` is always a store ref even if a file `debian` exists.
@@ -21,7 +22,7 @@ from slimage.image import Image
 from slimage.oci.model import Platform
 from slimage.store.store import Store
 
-PREFIXES = ("docker-archive:", "oci:", "docker-daemon:", "oci-archive:", "store:")
+PREFIXES = ("docker-archive:", "oci:", "docker-daemon:", "oci-archive:", "store:", "docker://")
 
 
 def _split_path_ref(rest: str) -> tuple[str, str | None]:
@@ -88,6 +89,10 @@ def open_source(
         from slimage.transports.docker_engine import open_daemon_image
 
         return open_daemon_image(spec.split(":", 1)[1], platform=platform)
+    if spec.startswith("docker://"):
+        from slimage.transports.registry import open_docker_ref
+
+        return open_docker_ref(spec[len("docker://") :], store, platform=platform)
     if spec.startswith("store:"):
         return open_image(store or Store(), spec[6:], platform=platform)
     if _looks_like_path(spec) and os.path.exists(os.path.expanduser(spec)):

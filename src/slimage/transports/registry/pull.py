@@ -32,7 +32,7 @@ from slimage.errors import (
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
 from slimage.store.refs import parse_reference
-from slimage.store.store import LayerInfo, Store
+from slimage.store.store import Store
 from slimage.transports.registry import seen
 from slimage.transports.registry.client import (
     TRANSIENT_ERRORS,
@@ -303,33 +303,11 @@ def _now() -> str:
 def index_image_layers(store: Store, manifest: Manifest, config: ImageConfig) -> int:
     """Decompress each stored layer once to check its diff_id against the config and
     record its LayerInfo (Docker SIZE, entries). Returns how many were newly indexed."""
+    from slimage.store.images import index_stored_layer
+
     done = 0
     for desc, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
-        known = store.layer_info(diff_id)
-        if known is not None and known.blob == desc.digest:
-            continue
-        from slimage.layers.compression import open_decompressed
-        from slimage.store.images import _scan_uncompressed
-
-        stream, kind = open_decompressed(store.open_blob(desc.digest), name=f"layer {desc.digest}")
-        got, usize, dsize, entries = _scan_uncompressed(stream, f"layer {desc.digest}", [])
-        if got != diff_id:
-            raise DigestMismatchError(
-                f"layer {desc.digest} uncompresses to {got}, the config says {diff_id}"
-            )
-        if known is None:
-            store.put_layer_info(
-                LayerInfo(
-                    diff_id=diff_id,
-                    blob=desc.digest,
-                    media_type=desc.media_type,
-                    blob_size=desc.size,
-                    size=dsize,
-                    uncompressed_size=usize,
-                    entries=entries,
-                )
-            )
-            done += 1
+        done += index_stored_layer(store, desc, diff_id)[1]
     return done
 
 
