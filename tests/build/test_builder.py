@@ -422,3 +422,42 @@ def test_add_url_with_checksum(build_store, tmp_path: Path) -> None:  # type: ig
         assert res.returncode != 0 and "digest mismatch" in res.stderr
     finally:
         server.shutdown()
+
+
+def test_kill_9_leftovers_are_swept_by_the_next_build(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = _ctx(tmp_path, f"FROM {DEBIAN}\nRUN echo started && sleep 120\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "slimage.cli.main", "build", "--no-cache", str(ctx)],
+        env=cli_env(build_store),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _leftovers(build_store)[1]:
+        time.sleep(0.2)
+    assert _leftovers(build_store)[1], "the RUN container never started"
+    proc.kill()  # no chance to clean up
+    proc.wait()
+    assert _leftovers(build_store)[0], "expected the dead build's overlay to still be mounted"
+    other = tmp_path / "other"
+    other.mkdir()
+    nxt = _ctx(other, f"FROM {DEBIAN}\nRUN echo next\n")
+    _build(build_store, nxt, no_cache=True)
+    assert _leftovers(build_store) == ([], [])
+
+
+def test_target_builds_only_the_stages_it_needs(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = _ctx(
+        tmp_path,
+        f"FROM {DEBIAN} AS base\nRUN echo base > /base\n"
+        f"FROM {DEBIAN} AS unrelated\nRUN echo never-built-marker\n"
+        "FROM base AS wanted\nRUN echo wanted > /wanted\n"
+        "FROM wanted AS after\nRUN exit 9\n",
+    )
+    res = _cli(build_store, "build", "--no-cache", "--target", "wanted", "-t", "target:1", str(ctx))
+    assert res.returncode == 0, res.stderr
+    assert "[base " in res.stderr and "[wanted " in res.stderr
+    assert "never-built-marker" not in res.stderr and "[unrelated " not in res.stderr
+    assert "[after " not in res.stderr
+    files = _layer_files(build_store, "target:1")
+    assert files["base"] == b"base\n" and files["wanted"] == b"wanted\n"

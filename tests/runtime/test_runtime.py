@@ -215,3 +215,25 @@ def test_distroless_has_no_shell_but_runs_node(
             assert node.returncode == 0 and node.stdout.strip() == "42"
         finally:
             _cli(build_store, "rm", "-f", "distroless-web")
+
+
+def test_detached_rm_is_removed_after_exit_and_docker_daemon_refs_work(
+    build_store, probe_image: str
+) -> None:  # type: ignore[no-untyped-def]
+    run = _cli(
+        build_store,
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "short-lived",
+        "--entrypoint",
+        "/bin/true",
+        f"docker-daemon:{probe_image}",
+    )
+    assert run.returncode == 0, run.stderr
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "short-lived" in _cli(build_store, "ps", "-a").stdout:
+        time.sleep(0.3)
+    assert "short-lived" not in _cli(build_store, "ps", "-a").stdout
+    assert _our_mounts(build_store) == []

@@ -9,6 +9,7 @@ too, so the next RUN never re-extracts what the builder just made.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import uuid
@@ -29,6 +30,7 @@ class LayerDirs:
         self.work_base.mkdir(parents=True, exist_ok=True)
         self.empty = self.base / "empty"
         self.empty.mkdir(exist_ok=True)
+        sweep_stale(self.work_base)
 
     def path(self, diff_id: str) -> Path:
         return self.base / diff_id.split(":", 1)[-1]
@@ -92,9 +94,13 @@ class Workspace:
         self.work = path / "work"
         self.merged = path / "merged"
         self.mounted = False
+        self._lock: int | None = None
 
     def mount(self) -> None:
         self.path.mkdir(parents=True)
+        # Held for the workspace's life: a later build that can take it knows we died.
+        self._lock = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.merged.mkdir()
         if self.writable:
             self.upper.mkdir()
@@ -120,6 +126,58 @@ class Workspace:
             ACTIVE.pop(str(self.path), None)
             if self.path.exists() and not overlay.is_mounted(self.merged):
                 shutil.rmtree(self.path, ignore_errors=True)
+            if self._lock is not None:
+                os.close(self._lock)
+                self._lock = None
+
+
+def sweep_stale(work_base: Path) -> None:
+    """Clean up after a builder that was killed outright (kill -9, power loss): its RUN
+    container, its overlay mount and its temp dir. A workspace whose lock we can take
+    has no live owner."""
+    try:
+        entries = list(work_base.iterdir())
+    except OSError:
+        return
+    for d in entries:
+        try:
+            fd = os.open(d / "lock", os.O_RDWR)
+        except OSError:
+            continue  # being created right now, or not ours
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live build owns it
+            _kill_containers_in(d)
+            with contextlib.suppress(Exception):
+                overlay.unmount(d / "merged")
+            if not overlay.is_mounted(d / "merged"):
+                shutil.rmtree(d, ignore_errors=True)
+        finally:
+            os.close(fd)
+
+
+def _kill_containers_in(workspace: Path) -> None:
+    import json
+    import subprocess
+
+    from slimage.runtime.ocirun import runtime_path
+
+    for name in ("runc", "crun"):
+        try:
+            rt = runtime_path(name)
+        except Exception:
+            continue
+        res = subprocess.run([rt, "list", "--format", "json"], capture_output=True)
+        try:
+            listed = json.loads(res.stdout or b"null") or []
+        except ValueError:
+            continue
+        for c in listed:
+            if str(c.get("bundle", "")).startswith(str(workspace)):
+                subprocess.run([rt, "kill", c["id"], "KILL"], capture_output=True)
+                subprocess.run([rt, "delete", "--force", c["id"]], capture_output=True)
 
 
 def cleanup_all() -> None:

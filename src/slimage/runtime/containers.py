@@ -111,7 +111,14 @@ class Containers:
 
         overlay.require_root("slimage run")
         runtime = OciRuntime(opts.runtime)
-        image = open_image(self.store, opts.image)
+        ref = opts.image
+        if ref.split(":", 1)[0] in ("docker-daemon", "docker-archive", "oci", "oci-archive"):
+            # An image from elsewhere (e.g. one Docker built) is brought into the store first.
+            from slimage.store.images import ingest
+            from slimage.transports.sources import open_source
+
+            ref = ingest(self.store, open_source(ref, self.store)).manifest_digest
+        image = open_image(self.store, ref)
         names = {r.name for r in self._records()}
         name = opts.name or f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}"
         if opts.name and opts.name in names:
