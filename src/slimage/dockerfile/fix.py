@@ -22,7 +22,10 @@ precondition strict enough that the build result is the same apart from removed 
 - SL107: `npm cache clean --force` at the end of a RUN that runs `npm install`/`npm ci`
   as root;
 - SL303: shell-form CMD/ENTRYPOINT -> exec form when the command uses no shell feature at
-  all (no variables, globs, operators, redirections, escapes).
+  all (no variables, globs, operators, redirections, escapes). ENTRYPOINT only when no
+  CMD is set (it would become the entrypoint's arguments); note that arguments given to
+  `docker run IMAGE args` are ignored by a shell-form ENTRYPOINT and passed to an
+  exec-form one.
 
 Fixes run in passes (each on a fresh parse) until nothing changes, so the output is a
 fixed point: running `fix` on it again changes nothing. The result is parsed again before
