@@ -91,6 +91,10 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         raise PermissionRequiredError(
             "slimage build needs root (overlayfs mounts and runc); run it with sudo or as root"
         )
+    if opts.outputs:
+        from slimage.build.outputs import check_outputs
+
+        check_outputs(opts.outputs)  # a typo must not cost a whole build
     store = store or Store()
     ctx_dir = Path(opts.context)
     df_path = Path(opts.dockerfile) if opts.dockerfile else ctx_dir / "Dockerfile"

@@ -46,9 +46,17 @@ def _secrets(items: list[str] | None) -> dict[str, str]:
 def cmd_build(args: argparse.Namespace) -> int:
     from slimage.build.api import BuildOptions, build
 
+    dockerfile = args.file
+    if dockerfile == "-":
+        # `-f -`: the Dockerfile comes on stdin (as with docker build).
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("wb", suffix=".Dockerfile", delete=False) as fh:
+            fh.write(sys.stdin.buffer.read())
+            dockerfile = fh.name
     opts = BuildOptions(
         context=args.context,
-        dockerfile=args.file,
+        dockerfile=dockerfile,
         tags=args.tag or [],
         target=args.target,
         build_args=_kv(args.build_arg, "--build-arg"),
@@ -61,7 +69,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         quiet=args.quiet or args.json,
         compression=args.compression,
     )
-    result = build(opts)
+    try:
+        result = build(opts)
+    finally:
+        if args.file == "-":
+            import os
+
+            os.unlink(dockerfile)
     if args.json:
         from slimage.cli.output import print_json
 

@@ -82,11 +82,10 @@ def cmd_ps(args: argparse.Namespace) -> int:
         rec = r["record"]
         cmd = " ".join(rec.command)
         cmd = '"' + (cmd if len(cmd) <= 20 else cmd[:19] + "…") + '"'
-        status = (
-            "Up"
-            if r["status"] == "running"
-            else "Exited" + (f" ({rec.exit_code})" if rec.exit_code is not None else "")
-        )
+        if r["status"] == "running":
+            status = "Up " + _ago(rec.created).removesuffix(" ago")
+        else:
+            status = "Exited" + (f" ({rec.exit_code})" if rec.exit_code is not None else "")
         table.append([rec.id[:12], rec.image, cmd, _ago(rec.created), status, "", rec.name])
     print_table(["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"], table)
     return 0
