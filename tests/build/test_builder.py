@@ -144,9 +144,9 @@ COPY <<CFG /etc/app.conf
 who=${WHO}
 CFG
 RUN <<EOF
-#!/bin/sh
+#!/bin/bash
 set -e
-echo "script ran" > /script.txt
+echo "script ran by ${BASH_VERSION:+bash}" > /script.txt
 EOF
 """
 
@@ -159,7 +159,7 @@ def test_heredocs_run_and_copy(build_store, tmp_path: Path) -> None:  # type: ig
     assert files["run-heredoc.txt"] == b"hello world\n"
     assert files["via-cat.txt"] == b"literal $WHO\n"
     assert files["etc/app.conf"] == b"who=world\n"
-    assert files["script.txt"] == b"script ran\n"
+    assert files["script.txt"] == b"script ran by bash\n"  # the shebang picked the shell
 
 
 def test_network_host_by_default_and_none_isolates(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -820,6 +820,7 @@ class StageExecutor:
     def do_run(self, inst: Instruction) -> None:
         st = self.state
         shell = self._shell()
+        script: tuple[str, str] | None = None
         if inst.json:
             args = list(inst.value)
         elif inst.heredocs:
@@ -828,7 +829,12 @@ class StageExecutor:
             if len(inst.heredocs) == 1 and re.fullmatch(
                 r"<<-?['\"]?" + re.escape(h0.name) + r"['\"]?", cmdline.strip()
             ):
-                args = shell + [h0.text()]
+                if h0.text().startswith("#!"):
+                    # A script with its own interpreter: BuildKit mounts it and runs it.
+                    script = (f"/dev/pipes/{h0.name}", h0.text())
+                    args = [script[0]]
+                else:
+                    args = shell + [h0.text()]
             else:
                 script = cmdline + "\n" + "".join(h.content + h.name + "\n" for h in inst.heredocs)
                 args = shell + [script]
@@ -845,7 +851,7 @@ class StageExecutor:
         mounts, mount_key = self._run_mounts(inst)
         user = st.config.get("User") or ""
         cwd = st.config.get("WorkingDir") or "/"
-        key = step_key(st.key, "RUN", args, env_list, user, cwd, network, mount_key)
+        key = step_key(st.key, "RUN", args, env_list, user, cwd, network, mount_key, script)
 
         def action(ws: Workspace) -> None:
             from slimage.build.runner import RunRequest, run_in
@@ -857,6 +863,11 @@ class StageExecutor:
                 env.append(f"HOME={u.home}")
             with contextlib.ExitStack() as stack:
                 final = []
+                if script is not None:
+                    path = ws.path / "heredoc-script"
+                    path.write_text(script[1])
+                    path.chmod(0o755)
+                    final.append(bind(str(path), script[0], readonly=True))
                 for mnt in mounts:
                     if "_from" not in mnt:
                         final.append(mnt)
