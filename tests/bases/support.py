@@ -285,7 +285,12 @@ class LocalMirror:
         return deb
 
     def publish(
-        self, *, key: str = "good", tamper_packages: bool = False, tamper_release: bool = False
+        self,
+        *,
+        key: str = "good",
+        tamper_packages: bool = False,
+        tamper_release: bool = False,
+        valid_until: str = "",
     ) -> None:
         dists = self.dir / "dists" / "testing"
         pdir = dists / "main" / "binary-amd64"
@@ -294,7 +299,9 @@ class LocalMirror:
         (pdir / "Packages").write_bytes(packages)
         release = (
             "Origin: slimage-test\nSuite: testing\nCodename: testing\nArchitectures: amd64\n"
-            "Components: main\nDate: Fri, 27 Nov 2026 00:00:00 UTC\nSHA256:\n"
+            "Components: main\nDate: Fri, 27 Nov 2026 00:00:00 UTC\n"
+            + (f"Valid-Until: {valid_until}\n" if valid_until else "")
+            + "SHA256:\n"
             f" {hashlib.sha256(packages).hexdigest()} {len(packages)} main/binary-amd64/Packages\n"
         )
         (dists / "Release").write_text(release)
@@ -378,5 +385,7 @@ def compile_c(tmp: Path, name: str, source: str, *args: str) -> bytes:
     src = tmp / f"{name}.c"
     src.write_text(source)
     out = tmp / name
-    subprocess.run(["gcc", "-O1", "-o", str(out), str(src), *args], check=True, capture_output=True, cwd=tmp)
+    subprocess.run(
+        ["gcc", "-O1", "-o", str(out), str(src), *args], check=True, capture_output=True, cwd=tmp
+    )
     return out.read_bytes()

@@ -73,6 +73,18 @@ def test_packages_index_not_matching_signed_hash_is_refused(tmp_path: Path) -> N
     assert len(names) == 1 and names[0].endswith("_InRelease")
 
 
+def test_expired_release_is_refused_as_a_replay(tmp_path: Path) -> None:
+    mirror = support.LocalMirror("expired")
+    mirror.publish(valid_until="Sat, 01 Jan 2022 00:00:00 UTC")
+    repo = Repository([Source(mirror.url, "testing")], cache_dir=tmp_path, keyring=mirror.keyring)
+    with pytest.raises(SignatureError, match="expired on Sat, 01 Jan 2022"):
+        repo.index()
+    fresh = support.LocalMirror("not-expired")
+    fresh.publish(valid_until="Fri, 01 Jan 2100 00:00:00 UTC")
+    ok = Repository([Source(fresh.url, "testing")], cache_dir=tmp_path, keyring=fresh.keyring)
+    assert "netbase" in ok.index()
+
+
 def test_good_local_mirror_parses_and_offline_reuses_cache(tmp_path: Path) -> None:
     mirror = support.LocalMirror("good")
     mirror.publish()
