@@ -836,8 +836,8 @@ class StageExecutor:
                 else:
                     args = shell + [h0.text()]
             else:
-                script = cmdline + "\n" + "".join(h.content + h.name + "\n" for h in inst.heredocs)
-                args = shell + [script]
+                body = cmdline + "\n" + "".join(h.content + h.name + "\n" for h in inst.heredocs)
+                args = shell + [body]
         else:
             args = shell + [inst.value[0] if inst.value else ""]
         build_args = [(k, st.args[k] or "") for k in st.arg_order if st.args.get(k) is not None]
