@@ -5,12 +5,13 @@
 The archive is written directly (our own tar writer, no Docker), so it is deterministic and
 fast to make. Layers:
 
-0. ADD: FILES files in FILES/100 directories (mean ~7 KB), plus symlinks and hardlink pairs
+0. ADD: FILES files in FILES/100 directories under GROUPS top-level ones (mean ~7 KB),
+   plus a symlink and a hardlink per directory
 1. RUN chown -R 1000:1000 /data: every file, link and directory of layer 0 again
-2. RUN rm -rf: every other directory (half the files), one whiteout per directory
+2. RUN rm -rf: every other top-level directory of /data (half the files, GROUPS/2 whiteouts)
 3. COPY: eight 40 MB blobs
 4. RUN: rewrites 10% of the remaining files with new content
-5. RUN rm -rf /data/dXXXX && mkdir && ...: 50 opaque directories with new files
+5. RUN rm -rf DIR && mkdir DIR && ...: 50 opaque directories with new files
 6. RUN rm /opt/big/blob0: deletes one big blob
 
 dive reads it with `dive --ci --source docker-archive OUT.tar`; slimage with
@@ -24,7 +25,6 @@ import hashlib
 import json
 import random
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 BLOCK = 512
@@ -113,7 +113,7 @@ def write_layer(out, entries: list[Entry], data: Data) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def plan(files: int, scale: float, seed: int) -> list[tuple[str, list[Entry]]]:
+def plan(files: int, scale: float, seed: int, groups: int = 100) -> list[tuple[str, list[Entry]]]:
     rng = random.Random(seed)
     ndirs = max(1, files // 100)
     per = files // ndirs
@@ -126,34 +126,46 @@ def plan(files: int, scale: float, seed: int) -> list[tuple[str, list[Entry]]]:
             return int(rng.randint(4000, 12000) * scale)
         return int(rng.randint(12000, 40000) * scale)
 
-    paths = [f"data/d{d:04d}/f{i:03d}.bin" for d in range(ndirs) for i in range(per)]
+    groups = max(2, min(groups, ndirs))
+
+    def group(d: int) -> int:
+        return d * groups // ndirs
+
+    def dn(d: int) -> str:
+        # directories spread over GROUPS top-level directories data/gNNNN
+        return f"data/g{group(d):04d}/d{d:04d}"
+
+    def paths_of(d: int) -> list[str]:
+        return [f"{dn(d)}/f{i:03d}.bin" for i in range(per)]
+
+    paths = [p for d in range(ndirs) for p in paths_of(d)]
     sizes = {p: fsize() for p in paths}
-    links = [f"data/d{d:04d}/link" for d in range(ndirs)]
-    hard = [f"data/d{d:04d}/hard" for d in range(ndirs)]
+    links = [f"{dn(d)}/link" for d in range(ndirs)]
+    hard = [f"{dn(d)}/hard" for d in range(ndirs)]
 
     def base_entries(uid: int, salt0: int) -> list[Entry]:
         out: list[Entry] = [("data/", 0, b"5", 0o755, uid, uid, "", 0)]
         for d in range(ndirs):
-            out.append((f"data/d{d:04d}/", 0, b"5", 0o755, uid, uid, "", 0))
+            if d == 0 or group(d) != group(d - 1):
+                out.append((f"data/g{group(d):04d}/", 0, b"5", 0o755, uid, uid, "", 0))
+            out.append((f"{dn(d)}/", 0, b"5", 0o755, uid, uid, "", 0))
             for i in range(per):
-                p = f"data/d{d:04d}/f{i:03d}.bin"
+                p = f"{dn(d)}/f{i:03d}.bin"
                 out.append((p, sizes[p], b"0", 0o644, uid, uid, "", salt0 + d * per + i))
             out.append((links[d], 0, b"2", 0o777, uid, uid, "f000.bin", 0))
-            out.append((hard[d], 0, b"1", 0o644, uid, uid, f"data/d{d:04d}/f001.bin", 0))
+            out.append((hard[d], 0, b"1", 0o644, uid, uid, f"{dn(d)}/f001.bin", 0))
         return out
 
     layers: list[tuple[str, list[Entry]]] = []
     layers.append(("ADD rootfs.tar /", base_entries(0, 0)))
     layers.append(("RUN /bin/sh -c chown -R 1000:1000 /data", base_entries(1000, 0)))
-    # `rm -rf` of every other directory: half the files, one whiteout per directory.
-    # (Per-file whiteouts, e.g. `find -delete`, make dive 0.13.1 superlinear: 2,500 of
-    # them take it ~60 s; see bench/results/analyze.md.)
-    gone_dirs = {f"data/d{d:04d}" for d in range(0, ndirs, 2)}
-    deleted = {p for p in paths if p.rpartition("/")[0] in gone_dirs}
     rm: list[Entry] = [("data/", 0, b"5", 0o755, 1000, 1000, "", 0)]
-    for dname in sorted(gone_dirs):
-        rm.append((f"data/.wh.{dname[5:]}", 0, b"0", 0o644, 0, 0, "", 0))
-    layers.append(("RUN /bin/sh -c rm -rf /data/d*[02468]", rm))
+    # `rm -rf` of every other top-level directory: half the files, GROUPS/2 whiteouts.
+    # dive 0.13.1's time grows with whiteouts x files (see bench/results/analyze.md).
+    deleted = {p for d in range(ndirs) if group(d) % 2 == 0 for p in paths_of(d)}
+    for g in range(0, groups, 2):
+        rm.append((f"data/.wh.g{g:04d}", 0, b"0", 0o644, 0, 0, "", 0))
+    layers.append((f"RUN /bin/sh -c rm -rf /data/g*[02468]  # {groups // 2 or 1} dirs", rm))
     big = [("opt/", 0, b"5", 0o755, 0, 0, "", 0), ("opt/big/", 0, b"5", 0o755, 0, 0, "", 0)]
     for i in range(8):
         big.append((f"opt/big/blob{i}", int(40_000_000 * scale), b"0", 0o644, 0, 0, "", 10**7 + i))
@@ -169,13 +181,18 @@ def plan(files: int, scale: float, seed: int) -> list[tuple[str, list[Entry]]]:
         mod.append((p, sizes[p] + 2000, b"0", 0o644, 1000, 1000, "", 2 * 10**7 + len(mod)))
     layers.append(("RUN /bin/sh -c ./rewrite-configs.sh", mod))
     opq: list[Entry] = [("data/", 0, b"5", 0o755, 1000, 1000, "", 0)]
-    for d in range(1, min(ndirs, 51)):
-        dname = f"data/d{d:04d}"
+    survivors = [d for d in range(ndirs) if group(d) % 2 == 1][:50]
+    last_group = -1
+    for d in survivors:
+        dname = dn(d)
+        if group(d) != last_group:
+            last_group = group(d)
+            opq.append((dname.rpartition("/")[0] + "/", 0, b"5", 0o755, 1000, 1000, "", 0))
         opq.append((dname + "/", 0, b"5", 0o755, 0, 0, "", 0))
         opq.append((dname + "/.wh..wh..opq", 0, b"0", 0o644, 0, 0, "", 0))
         for i in range(max(1, per)):
             opq.append((f"{dname}/new{i:03d}.bin", fsize(), b"0", 0o644, 0, 0, "", 3 * 10**7 + i))
-    layers.append(("RUN /bin/sh -c rm -rf /data/d00[0-4]* && mkdir ... && generate", opq))
+    layers.append(("RUN /bin/sh -c for d in ...; do rm -rf $d && mkdir $d && ...; done", opq))
     layers.append(
         (
             "RUN /bin/sh -c rm /opt/big/blob0",
@@ -189,9 +206,11 @@ def plan(files: int, scale: float, seed: int) -> list[tuple[str, list[Entry]]]:
     return layers
 
 
-def generate(out_path: Path, files: int = 100_000, scale: float = 1.0, seed: int = 1) -> Path:
+def generate(
+    out_path: Path, files: int = 100_000, scale: float = 1.0, seed: int = 1, groups: int = 100
+) -> Path:
     data = Data(seed)
-    layers = plan(files, scale, seed)
+    layers = plan(files, scale, seed, groups)
     part = out_path.with_name(out_path.name + ".part")
     diff_ids: list[str] = []
     names: list[str] = []
@@ -247,18 +266,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply file sizes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--groups",
+        type=int,
+        default=100,
+        help="top-level directories under /data; the delete layer removes every other one "
+        "(GROUPS/2 whiteouts; default 100)",
+    )
     args = parser.parse_args(argv)
-    path = generate(args.out, args.files, args.scale, args.seed)
+    path = generate(args.out, args.files, args.scale, args.seed, args.groups)
     print(f"{path} {path.stat().st_size} bytes")
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def iter_layers(
-    files: int = 100, scale: float = 1.0, seed: int = 1
-) -> Iterator[tuple[str, list[Entry]]]:
-    """For tests: the planned layers of a small archive."""
-    yield from plan(files, scale, seed)

@@ -24,6 +24,7 @@ obey the SIZE rule; it is 0 for a single-layer image.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import time
 from collections.abc import Callable
@@ -175,6 +176,25 @@ def analyze_image(
     progress: Callable[[int, int], None] | None = None,
 ) -> EfficiencyReport:
     """Analyse an image (a ScanTarget, or anything `open_target` accepts)."""
+    # The tree is made of many small tuples and dicts that never form cycles: the cyclic
+    # GC would only rescan them again and again as they accumulate (~10% of the run).
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _analyze(target, verify, base_layers, top, largest, progress)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _analyze(
+    target: ScanTarget | str,
+    verify: bool,
+    base_layers: int | None,
+    top: int,
+    largest: int,
+    progress: Callable[[int, int], None] | None,
+) -> EfficiencyReport:
     start = time.perf_counter()
     if isinstance(target, str):
         target = open_target(target)

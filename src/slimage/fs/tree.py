@@ -197,7 +197,10 @@ class MergedTree:
             return None
         else:
             size = stored = 0
-        node = self._node(entry, kind, size, inode)
+        if self.detail:
+            node = self._node(entry, kind, size, inode)
+        else:
+            node = Node(kind, size, self._layer, inode)
         self._put(children, parent, base, old, node, stored)
         if self.hash_content and entry.kind == FILE:
             h = hashlib.sha256()

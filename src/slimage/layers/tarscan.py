@@ -125,7 +125,7 @@ _WINDOW = 32 << 10  # headers of small files usually share one read
 def _octal(field: bytes) -> int:
     """A numeric header field: octal text, or GNU base-256 when the top bit is set."""
     try:
-        return int(field.rstrip(b"\0"), 8)  # the common case, in one C call
+        return int(field.rstrip(b"\0 "), 8)  # the common case, in one C call
     except ValueError:
         pass
     if field and field[0] & 0x80:
@@ -267,15 +267,26 @@ class TarScanner:
             f_devmin,
             f_prefix,
         ) = _HEADER.unpack(block)
-        chksum = _octal(f_chksum)
-        if chksum != _unsigned_sum(block):
+        try:
+            # The common case, inline: NUL/space-terminated octal in every field.
+            chksum = int(f_chksum.rstrip(b"\0 "), 8)
+            size = int(f_size.rstrip(b"\0 "), 8)
+            mode = int(f_mode.rstrip(b"\0 "), 8)
+            uid = int(f_uid.rstrip(b"\0 "), 8)
+            gid = int(f_gid.rstrip(b"\0 "), 8)
+            mtime: float = int(f_mtime.rstrip(b"\0 "), 8)
+        except ValueError:
+            # empty fields, GNU base-256, garbage after the NUL: the careful way
+            chksum, size, mode = _octal(f_chksum), _octal(f_size), _octal(f_mode)
+            uid, gid, mtime = _octal(f_uid), _octal(f_gid), _octal(f_mtime)
+        total = (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) + 254
+        if chksum != total - sum(block[148:156]):
             # Some writers compute it with signed chars.
             signed = sum((b - 256 if b > 127 else b) for b in block[:148] + block[156:]) + 256
             if chksum != signed:
                 raise InvalidImageError(
                     f"{self._name}: corrupt tar header at byte {self.offset} (bad checksum)"
                 )
-        size = _octal(f_size)
         if size < 0:
             raise InvalidImageError(f"{self._name}: negative size in tar header")
         if typeflag in _EXTENSIONS:
@@ -290,9 +301,9 @@ class TarScanner:
         name = f_name.partition(b"\0")[0].decode("utf-8", "surrogateescape")
         if magic == b"ustar\0" and f_prefix[0]:
             name = f_prefix.partition(b"\0")[0].decode("utf-8", "surrogateescape") + "/" + name
-        linkname = f_link.partition(b"\0")[0].decode("utf-8", "surrogateescape")
-        mtime: float = _octal(f_mtime)
-        uid, gid = _octal(f_uid), _octal(f_gid)
+        linkname = (
+            f_link.partition(b"\0")[0].decode("utf-8", "surrogateescape") if f_link[0] else ""
+        )
         xattrs: dict[str, bytes] | None = None
         if self._longname is not None:
             name = self._longname
@@ -338,7 +349,7 @@ class TarScanner:
             else name,
             kind,
             data_size,
-            _octal(f_mode) & 0o7777,
+            mode & 0o7777,
             uid,
             gid,
             mtime,
