@@ -97,3 +97,35 @@ def test_missing_dependency_names_the_package_and_arch(tmp_path: Path) -> None:
         match=r"libghost1 \| libphantom2 needed by app 1 .*no such package for amd64",
     ):
         plan(spec, make_repository(spec, tmp_path))
+
+
+def test_conflicting_packages_are_refused_with_the_reason(tmp_path: Path) -> None:
+    mirror = support.LocalMirror("conflicts")
+    mirror.add(
+        "mta-one",
+        "1",
+        fields={"Provides": "mail-transport-agent", "Conflicts": "mail-transport-agent"},
+    )
+    mirror.add(
+        "mta-two",
+        "2",
+        fields={"Provides": "mail-transport-agent", "Conflicts": "mail-transport-agent"},
+    )
+    mirror.add("app", "1", fields={"Depends": "mta-two"})
+    mirror.add("newlib", "3", fields={"Breaks": "oldtool (<< 2)"})
+    mirror.add("oldtool", "1")
+    mirror.publish()
+    # One provider of a virtual name that it also Conflicts with is fine (Debian's idiom).
+    spec = mirror.spec(packages=["mta-one"])
+    lock, _ = plan(spec, make_repository(spec, tmp_path))
+    assert "mta-one" in {p.name for p in lock.packages}
+    spec = mirror.spec(packages=["mta-one", "app"])
+    with pytest.raises(
+        ResolutionError, match=r"conflicts with mta-.* \(mail-transport-agent\).*--exclude"
+    ):
+        plan(spec, make_repository(spec, tmp_path))
+    spec = mirror.spec(packages=["newlib", "oldtool"])
+    with pytest.raises(
+        ResolutionError, match=r"newlib 3 conflicts with oldtool 1 \(oldtool \(<< 2\)\)"
+    ):
+        plan(spec, make_repository(spec, tmp_path))

@@ -49,8 +49,10 @@ _FIELDS = (
     "Section",
     "Source",
     "Installed-Size",
+    "Conflicts",
+    "Breaks",
 )
-_INDEX_FORMAT = 3  # bump when the cached tuple layout changes
+_INDEX_FORMAT = 4  # bump when the cached tuple layout changes
 
 
 def snapshot_url(archive: str, timestamp: str) -> str:
@@ -126,6 +128,7 @@ class PackageRecord:
     installed_size: int = 0
     base_url: str = ""
     suite: str = ""
+    conflicts: str = ""  # Conflicts and Breaks, joined: both forbid co-installation
 
     @property
     def url(self) -> str:
@@ -313,6 +316,7 @@ class Repository:
                     p.get("Source", ""),
                     int(p.get("Installed-Size", "0") or 0),
                     tuple(parse_provides(p.get("Provides", ""))),
+                    ", ".join(x for x in (p.get("Conflicts", ""), p.get("Breaks", "")) if x),
                 )
             )
         fetch.atomic_write(parsed, marshal.dumps(rows))
@@ -379,6 +383,7 @@ class PackageIndex:
             rec.source,
             rec.installed_size,
             tuple(parse_provides(rec.provides)),
+            rec.conflicts,
         )
         self._made.discard(rec.name)
         self.add_rows([row], rec.base_url, rec.suite)
@@ -396,7 +401,7 @@ class PackageIndex:
                     continue  # the same version in two suites: the first source wins
                 seen.add((row[1], row[2]))
                 rec = PackageRecord(*row[:15])
-                rec.base_url, rec.suite = base_url, suite
+                rec.base_url, rec.suite, rec.conflicts = base_url, suite, row[16]
                 records.append(rec)
             if len(records) > 1:
                 records.sort(key=_VersionKey, reverse=True)

@@ -165,7 +165,31 @@ class Resolver:
                     raise ResolutionError(f"{picked}: {exc}") from None
                 for g in groups:
                     queue.append((g, here))
+        self._check_conflicts(res)
         return res
+
+    def _check_conflicts(self, res: Resolution) -> None:
+        """Conflicts and Breaks among the chosen packages: dpkg would refuse to install
+        them together, so an image holding both is not a Debian system we can vouch for."""
+        chosen = res.packages
+        for rec in chosen.values():
+            if not rec.conflicts:
+                continue
+            try:
+                groups = parse_relations(rec.conflicts, arch=self.index.arch)
+            except ValueError:
+                continue
+            for group in groups:
+                for rel in group:
+                    other = self._provided(rel, chosen)
+                    if other is None or other.name == rec.name:
+                        continue
+                    raise ResolutionError(
+                        f"{rec.name} {rec.version} conflicts with {other.name} {other.version} "
+                        f"({rel}); {other.name} is there for "
+                        f"{_chain_text(res.reasons.get(other.name, [other.name]))}; "
+                        "leave one out with --exclude"
+                    )
 
 
 def _suggest(name: str, index: PackageIndex) -> str:
