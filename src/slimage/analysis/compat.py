@@ -309,6 +309,8 @@ class ImageFiles:
     arch: str
     env: dict[str, str]
     files_seen: int = 0
+    # path -> xattr names, for files that carry extended attributes (file capabilities)
+    xattrs: dict[str, list[str]] = field(default_factory=dict)
 
     def resolve(self, path: str) -> str | None:
         return resolve_path(self.tree, path)
@@ -373,6 +375,7 @@ def read_image(
     tree = MergedTree(detail=True)
     elves: dict[str, tuple[int, ElfInfo | str]] = {}
     contents: dict[str, tuple[int, bytes]] = {}
+    xattrs: dict[str, tuple[int, list[str]]] = {}
     state: dict[str, _Pending] = {}
     seen = 0
 
@@ -409,6 +412,8 @@ def read_image(
                 return None
             if entry.kind != "file":
                 return None
+            if entry.xattrs:
+                xattrs[name] = (layer_index, sorted(entry.xattrs))
             seen += 1
             base = name.rsplit("/", 1)[-1]
             if base.startswith(".wh."):
@@ -461,6 +466,7 @@ def read_image(
         arch=image.config.data.get("architecture", "amd64"),
         env=env,
         files_seen=seen,
+        xattrs={p: names for p, (layer, names) in xattrs.items() if visible(p, layer)},
     )
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from slimage.analysis.source import ScanTarget, open_target
-from slimage.fs.scan import scan_layer
+from slimage.fs.scan import Verifier, is_plain_tar, scan_layer
 from slimage.fs.tree import FILE, MergedTree
 from slimage.image import Image
 from slimage.oci.model import HistoryEntry
@@ -205,13 +205,20 @@ def _analyze(
     tree = MergedTree(on_waste=waste)
     sizes: list[int] = []
     modes: set[str] = set()
+    verifier = Verifier()
+    for i, layer in enumerate(image.layers):
+        where = target.slices[i] if i < len(target.slices) else None
+        if verify and where is not None and is_plain_tar(where):
+            verifier.add(f"layer {i} ({layer.diff_id})", where, layer.diff_id)
+    verifier.start()
     for i, layer in enumerate(image.layers):
         if progress is not None:
             progress(i, len(image.layers))
         tree.begin_layer(f"layer {i} ({layer.diff_id})")
         where = target.slices[i] if i < len(target.slices) else None
-        modes.add(scan_layer(layer, tree.apply, where=where, verify=verify))
+        modes.add(scan_layer(layer, tree.apply, where=where, verify=verify, verifier=verifier))
         sizes.append(tree.end_layer().size_bytes)
+    verifier.finish()
 
     total = sum(sizes)
     merged = tree.merged_bytes()

@@ -1,8 +1,8 @@
 """Attack surface of an image: what an attacker who gets code execution would find.
 
 Distroless's case is that a shell and a package manager are gifts to an attacker, and that
-every executable, setuid bit, world-writable path, login account and stray key widens what
-a compromise can do (OWASP: minimise attack surface). This module counts exactly those
+every executable, setuid bit, file capability, world-writable path, login account and stray
+key widens what a compromise can do (OWASP: minimise attack surface). This module counts exactly those
 things from the merged filesystem, so images can be put side by side.
 """
 
@@ -72,6 +72,7 @@ class SurfaceReport:
     package_managers: dict[str, list[str]] = field(default_factory=dict)
     setuid: list[str] = field(default_factory=list)
     setgid: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)  # files with security.capability
     world_writable: list[str] = field(default_factory=list)
     world_writable_sticky: list[str] = field(default_factory=list)
     executables: int = 0
@@ -191,6 +192,9 @@ def surface_of(files: ImageFiles, name: str) -> SurfaceReport:
                         dirname = posixpath.dirname(path)
                         if dirname.endswith(("bin", "sbin")):
                             managers.setdefault(family, set()).add("/" + path)
+    rep.capabilities = sorted(
+        "/" + p for p, names in files.xattrs.items() if "security.capability" in names
+    )
     rep.shells = sorted(shells)
     rep.package_managers = {k: sorted(v) for k, v in sorted(managers.items())}
     user = (files.config.get("User") or "").strip()
@@ -235,6 +239,7 @@ def table_rows(reports: list[SurfaceReport]) -> tuple[list[str], list[list[str]]
         ],
         ["SETUID", *[short(r.setuid, 2) for r in reports]],
         ["SETGID", *[short(r.setgid, 2) for r in reports]],
+        ["CAPABILITIES", *[short(r.capabilities, 2) for r in reports]],
         ["WORLD-WRITABLE", *[short(r.world_writable, 2) for r in reports]],
         ["STICKY WORLD-WRITABLE", *[short(r.world_writable_sticky, 2) for r in reports]],
         ["EXECUTABLES", *[str(r.executables) for r in reports]],
