@@ -39,6 +39,9 @@ def test_node8_has_shell_and_package_managers_the_nodejs_preset_has_none(node8_i
     assert shells[2] == "none" and shells[1].startswith(f"{len(full.shells)}: ")
 
 
+CAP_NET_RAW = (b"\x01\x00\x00\x02" + b"\x00\x20\x00\x00" + b"\x00" * 12).decode("latin-1")
+
+
 def test_every_kind_of_finding(tmp_path: Path) -> None:
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl to make a real private key")
@@ -62,6 +65,13 @@ def test_every_kind_of_finding(tmp_path: Path) -> None:
             ("srv/drop", None, 0o777),
             ("srv/notes.txt", b"x", 0o666),
             ("usr/local/bin/pip3.11", b"#!/bin/sh\n", 0o755),
+            # cap_net_raw+ep, as `setcap` writes it (vfs_cap_data revision 2)
+            (
+                "usr/local/bin/pinger",
+                b"#!/bin/sh\n",
+                0o755,
+                {"SCHILY.xattr.security.capability": CAP_NET_RAW},
+            ),
         ],
         "slimage-test/bases-risky:latest",
         user="65532",
@@ -73,6 +83,7 @@ def test_every_kind_of_finding(tmp_path: Path) -> None:
         "/root/.npmrc": "token",
         "/etc/shadow": "password-hash",
     }
+    assert rep.capabilities == ["/usr/local/bin/pinger"]
     assert rep.setuid == ["/usr/local/bin/suid-tool"] and rep.setgid == ["/usr/local/bin/sgid-tool"]
     assert rep.world_writable == ["/srv/drop", "/srv/notes.txt"]
     assert "/tmp" in rep.world_writable_sticky

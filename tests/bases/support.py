@@ -359,7 +359,11 @@ def derive_image(base_tag: str, entries: list[tuple], tag: str, *, user: str | N
             path, data, mode = item[0], item[1], item[2]
             info = tarfile.TarInfo(path)
             info.mode = mode
-            if len(item) > 3:
+            if len(item) > 3 and isinstance(item[3], dict):
+                info.pax_headers = item[3]  # e.g. {"SCHILY.xattr.security.capability": ...}
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            elif len(item) > 3:
                 info.type, info.linkname = tarfile.SYMTYPE, item[3]
                 tar.addfile(info)
             elif data is None:
