@@ -12,9 +12,11 @@ so building from the same lock twice gives the same digest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -310,6 +312,24 @@ def _config(asm: ImageAssembler, lock: Lockfile, preset: Preset) -> None:
 LAYER_FORMAT = 2
 
 
+@functools.cache
+def _emission_code_digest() -> str:
+    """The source of every module that decides a group layer's bytes: a change to any of
+    them (here or in the shared writer) invalidates the layer cache by itself."""
+    import slimage.bases.debfile as debfile_mod
+    import slimage.bases.rootfs as rootfs_mod
+    import slimage.bases.tarstream as tarstream_mod
+    import slimage.layers.writer as writer_mod
+
+    h = hashlib.sha256()
+    for mod in (tarstream_mod, writer_mod, rootfs_mod, debfile_mod, sys.modules[__name__]):
+        try:
+            h.update(Path(mod.__file__ or "").read_bytes())
+        except OSError:
+            h.update(mod.__name__.encode())
+    return h.hexdigest()
+
+
 class _LayerCache:
     """Group inputs -> the diff_id they produced, so a rebuild into a store that already
     holds the layer skips extraction entirely. The key covers everything a group layer's
@@ -332,6 +352,7 @@ class _LayerCache:
         first = batch[0][0] == "static"
         material = {
             "format": LAYER_FORMAT,
+            "code": _emission_code_digest(),
             "preset": [
                 preset.name,
                 preset.root_shell,
