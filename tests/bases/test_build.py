@@ -213,3 +213,22 @@ def test_local_mirror_custom_packages_build(tmp_path: Path) -> None:
     assert "usr/share/man/man1/x.1.gz" not in files  # docs are dropped by default
     assert b"Test_Root" not in bytes(files["etc/ssl/certs/ca-certificates.crt"][5])
     assert bytes(files["etc/ssl/certs/ca-certificates.crt"][5]).count(b"BEGIN CERTIFICATE") == 1
+
+
+def test_rebuild_into_the_same_store_reuses_layers_only_for_the_same_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock, _ = support.preset_lock("cc")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    store = Store(tmp_path / "store")
+    cache = tmp_path / "cache"
+    (cache / "debs").mkdir(parents=True)
+    for p in (support.CACHE / "debs").glob("*.deb"):
+        (cache / "debs" / p.name).symlink_to(p)
+    first = build(lock, store, tags=["t/cc"], cache_dir=cache)
+    again = build(lock, store, tags=["t/cc2"], cache_dir=cache)
+    assert first.reused_layers == 0 and again.reused_layers == 3
+    assert again.manifest_digest == first.manifest_digest
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
+    other = build(lock, store, tags=["t/cc3"], cache_dir=cache)
+    assert other.reused_layers == 0 and other.manifest_digest != first.manifest_digest
