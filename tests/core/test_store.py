@@ -159,3 +159,28 @@ def test_assembler_appends_layers_and_empty_history(tmp_path: Path) -> None:
     assert [h.empty_layer for h in img.config.history] == [False, False, True]
     assert img.config.config["Cmd"] == ["/app/x"]
     assert img.config.layer_history()[2][1] is None
+
+
+def _write_and_linger(root: str, ready, release) -> None:  # type: ignore[no-untyped-def]
+    store = Store(root)
+    store.put_bytes(b"in flight, no ref yet")
+    ready.set()
+    release.wait(30)
+
+
+def test_gc_waits_for_a_process_that_is_still_writing(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    ready, release = ctx.Event(), ctx.Event()
+    writer = ctx.Process(target=_write_and_linger, args=(str(tmp_path), ready, release))
+    writer.start()
+    assert ready.wait(30)
+    store = Store(tmp_path)
+    gc_proc = ctx.Process(target=lambda: Store(str(tmp_path)).gc())
+    gc_proc.start()
+    gc_proc.join(1.0)
+    assert gc_proc.is_alive()  # blocked: the writer's blob may be about to get a ref
+    assert store.has_blob(sha256_digest(b"in flight, no ref yet"))
+    release.set()
+    writer.join(30)
+    gc_proc.join(30)
+    assert not store.has_blob(sha256_digest(b"in flight, no ref yet"))  # collected after

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ def default_root() -> Path:
     return Path(base) / "slimage"
 
 
+# Per process, per store root: the fd holding the shared "writer" lock (see
+# Store.hold_for_writing). Process-wide because flock conflicts between two fds even
+# within one process, and tests open several Store objects on one root.
+_WRITER_LOCKS: dict[str, int] = {}
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -66,6 +73,7 @@ class BlobWriter:
 
     def __init__(self, store: Store, expected: str | None = None, expected_size: int | None = None):
         self._store = store
+        store.hold_for_writing()
         self.expected = validate(expected) if expected else None
         self.expected_size = expected_size
         fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
@@ -169,6 +177,39 @@ class Store:
         fd = os.open(self.root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def hold_for_writing(self) -> None:
+        """Take (once per process) a shared lock that gc needs exclusively.
+
+        A blob is unreferenced between the moment it is written and the moment a ref
+        points at it (a build step, a pull, a base assembly), so gc must not run while any
+        process that writes blobs is alive. Writers hold this lock until they exit; gc
+        waits for them. Cheap: one flock per process, not per blob."""
+        key = str(self.root.resolve())
+        if key in _WRITER_LOCKS:
+            return
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        _WRITER_LOCKS[key] = fd
+
+    @contextlib.contextmanager
+    def _exclusive_gc(self) -> Iterator[None]:
+        key = str(self.root.resolve())
+        own = _WRITER_LOCKS.pop(key, None)
+        if own is not None:  # our own writes are finished when gc is called
+            fcntl.flock(own, fcntl.LOCK_UN)
+            os.close(own)
+        fd = os.open(self.root / "gc.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print("slimage: waiting for other processes writing to the store", file=sys.stderr)
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -398,7 +439,7 @@ class Store:
 
     def gc(self) -> GcReport:
         report = GcReport()
-        with self.lock():
+        with self._exclusive_gc(), self.lock():
             keep = self.referenced_blobs()
             for digest in list(self.iter_blobs()):
                 if digest in keep:
