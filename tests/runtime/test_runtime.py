@@ -237,3 +237,40 @@ def test_detached_rm_is_removed_after_exit_and_docker_daemon_refs_work(
         time.sleep(0.3)
     assert "short-lived" not in _cli(build_store, "ps", "-a").stdout
     assert _our_mounts(build_store) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "slimage-test/no-such-image:1"], "No such image"),
+        (["exec", "no-such-container", "sh"], "No such container"),
+        (["stop", "no-such-container"], "No such container"),
+        (["logs", "no-such-container"], "No such container"),
+        (
+            ["run", "--rm", "-w", "relative/dir", "debian:bookworm", "true"],
+            "needs to be an absolute path",
+        ),
+        (["run", "--rm", "debian:bookworm", "/no/such/binary"], "executable file not found"),
+    ],
+)
+def test_runtime_errors_are_one_line(build_store, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    res = _cli(build_store, *args)
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("slimage: error:")]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert _our_mounts(build_store) == []
+
+
+def test_rm_refuses_a_running_container_without_force(build_store, probe_image: str) -> None:  # type: ignore[no-untyped-def]
+    run = _cli(
+        build_store, "run", "-d", "--name", "busy", "--entrypoint", "/bin/sleep", probe_image, "60"
+    )
+    assert run.returncode == 0, run.stderr
+    try:
+        res = _cli(build_store, "rm", "busy")
+        assert res.returncode != 0 and "Stop the container before" in res.stderr
+        assert "busy" in _cli(build_store, "ps").stdout
+    finally:
+        assert _cli(build_store, "rm", "-f", "busy").returncode == 0
+    assert _our_mounts(build_store) == []

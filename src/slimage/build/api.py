@@ -137,8 +137,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         return None
 
     steps = 0
-    cached_before = 0
-    total = sum(len(pl.stages[i].instructions) + 1 for i in pl.order)
+
     with _cleanup_on_signal():
         for idx in pl.order:
             stage = pl.stages[idx]
@@ -156,7 +155,6 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
                 steps += 1
                 ex.execute(inst, f"{stage.label} {n}/{len(insts) + 1}")
             done[idx] = ex.state
-        del total, cached_before
         final = done[pl.target]
         manifest, config = final.build(
             final.last_created() or rfc3339(epoch if epoch is not None else time.time())
@@ -173,15 +171,19 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
             refs.get(parse_reference(t).name) != mdigest for t in opts.tags
         ):
             store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
+    # BuildKit's closing step, in its words.
+    n = progress.step("exporting to image")
+    progress.info(f"#{n} writing image {config.digest} done")
+    for t in opts.tags:
+        progress.info(f"#{n} naming to {parse_reference(t).name} done")
     outputs: list[str] = []
     if opts.outputs or opts.load:
         from slimage.build.outputs import export
 
         outputs = export(store, mdigest, opts.outputs, load=opts.load, tags=opts.tags)
-    progress.info(
-        f"writing image {config.digest} done"
-        + (f"; naming to {', '.join(opts.tags)}" if opts.tags else "")
-    )
+        for o in outputs:
+            progress.info(f"#{n} exporting to {o} done")
+    progress.done()
     return BuildResult(
         image_id=config.digest,
         manifest_digest=mdigest,
