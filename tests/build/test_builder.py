@@ -461,3 +461,39 @@ def test_target_builds_only_the_stages_it_needs(build_store, tmp_path: Path) -> 
     assert "[after " not in res.stderr
     files = _layer_files(build_store, "target:1")
     assert files["base"] == b"base\n" and files["wanted"] == b"wanted\n"
+
+
+def test_secret_from_environment_via_cli(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = _ctx(
+        tmp_path,
+        f"FROM {DEBIAN}\nRUN --mount=type=secret,id=api wc -c < /run/secrets/api > /len\n",
+    )
+    env = dict(cli_env(build_store), API_TOKEN="token-from-env-xyz")
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slimage.cli.main",
+            "build",
+            "--no-cache",
+            "-t",
+            "envsecret:1",
+            "--secret",
+            "id=api,env=API_TOKEN",
+            str(ctx),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    files = _layer_files(build_store, "envsecret:1")
+    assert files["len"].strip() == str(len("token-from-env-xyz")).encode()
+    assert not any(b"token-from-env" in v for v in files.values())
+    assert not list(Path(tempfile_dir()).glob("slimage-secrets-*"))
+
+
+def tempfile_dir() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()

@@ -29,7 +29,11 @@ def _kv(items: list[str] | None, what: str) -> dict[str, str]:
     return out
 
 
-def _secrets(items: list[str] | None) -> dict[str, str]:
+def _secrets(items: list[str] | None, private_dir: str) -> dict[str, str]:
+    """`id=NAME,src=FILE` or `id=NAME,env=VAR` (docker's forms). An env secret is written
+    to a file in PRIVATE_DIR (mode 0700, removed after the build) for the bind mount."""
+    import os
+
     from slimage.errors import UsageError
 
     out: dict[str, str] = {}
@@ -37,13 +41,33 @@ def _secrets(items: list[str] | None) -> dict[str, str]:
         fields = dict(p.partition("=")[::2] for p in item.split(","))
         sid = fields.get("id")
         src = fields.get("src") or fields.get("source")
+        env = fields.get("env")
+        if sid and env and not src:
+            if env not in os.environ:
+                raise UsageError(f"--secret {item!r}: environment variable {env} is not set")
+            path = os.path.join(private_dir, f"secret-{len(out)}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(os.environ[env])
+            src = path
         if not sid or not src:
-            raise UsageError(f"--secret {item!r}: use id=NAME,src=FILE")
+            raise UsageError(f"--secret {item!r}: use id=NAME,src=FILE or id=NAME,env=VAR")
         out[sid] = src
     return out
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+
+    private = tempfile.mkdtemp(prefix="slimage-secrets-")
+    try:
+        return _run_build(args, _secrets(args.secret, private))
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
     from slimage.build.api import BuildOptions, build
 
     dockerfile = args.file
@@ -63,7 +87,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         no_cache=args.no_cache,
         network=args.network,
         runtime=args.runtime,
-        secrets=_secrets(args.secret),
+        secrets=secrets,
         outputs=args.output or [],
         load=args.load,
         quiet=args.quiet or args.json,
@@ -102,7 +126,7 @@ def register(sub: Any) -> None:
         help="RUN networking (default: host)",
     )
     p.add_argument("--runtime", default=None, help="OCI runtime: runc (default) or crun, or a path")
-    p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE")
+    p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE|env=VAR")
     p.add_argument(
         "-o", "--output", action="append", metavar="type=oci,dest=DIR|type=docker,dest=FILE"
     )
