@@ -274,3 +274,45 @@ def test_rm_refuses_a_running_container_without_force(build_store, probe_image: 
     finally:
         assert _cli(build_store, "rm", "-f", "busy").returncode == 0
     assert _our_mounts(build_store) == []
+
+
+def test_foreground_output_is_shown_and_kept_for_logs_and_stdin_with_i(
+    build_store, probe_image: str
+) -> None:  # type: ignore[no-untyped-def]
+    res = _cli(
+        build_store,
+        "run",
+        "--name",
+        "fg-logs",
+        "--entrypoint",
+        "/bin/sh",
+        probe_image,
+        "-c",
+        "echo out-line; echo err-line >&2",
+    )
+    try:
+        assert res.returncode == 0
+        assert res.stdout == "out-line\n" and "err-line" in res.stderr
+        logs = _cli(build_store, "logs", "fg-logs").stdout
+        assert "out-line" in logs and "err-line" in logs
+    finally:
+        _cli(build_store, "rm", "-f", "fg-logs")
+    piped = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "slimage.cli.main",
+            "run",
+            "-i",
+            "--rm",
+            "--entrypoint",
+            "/bin/cat",
+            probe_image,
+        ],
+        input="through stdin\n",
+        env=cli_env(build_store),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and piped.stdout == "through stdin\n"

@@ -38,6 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         entrypoint=args.entrypoint,
         network=args.network,
         tty=args.tty,
+        interactive=args.interactive,
         runtime=args.runtime,
     )
     rec, rc = _containers(args).run(opts)

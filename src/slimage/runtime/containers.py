@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class RunOptions:
     entrypoint: str | None = None
     network: str = "host"
     tty: bool = False
+    interactive: bool = False
     runtime: str | None = None
 
 
@@ -206,12 +208,40 @@ class Containers:
                     stderr=subprocess.DEVNULL,
                 )
             return rec, 0
-        p = runtime.run(cid, str(cdir / "bundle"), stdin=None if opts.tty else subprocess.DEVNULL)
+        stdin = None if (opts.tty or opts.interactive) else subprocess.DEVNULL
+        if opts.tty:
+            p = runtime.run(cid, str(cdir / "bundle"), stdin=stdin)
+            pumps: list[threading.Thread] = []
+        else:
+            # Without a terminal, output is also kept for `logs` (as Docker's log driver).
+            p = runtime.run(
+                cid,
+                str(cdir / "bundle"),
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            log = open(cdir / "container.log", "ab")
+            lock = threading.Lock()
+            pumps = [
+                threading.Thread(
+                    target=_pump, args=(p.stdout, sys.stdout.buffer, log, lock), daemon=True
+                ),
+                threading.Thread(
+                    target=_pump, args=(p.stderr, sys.stderr.buffer, log, lock), daemon=True
+                ),
+            ]
+            for t in pumps:
+                t.start()
         try:
             rc = p.wait()
         except KeyboardInterrupt:
             runtime.kill(cid, "TERM")
             rc = p.wait()
+        for t in pumps:
+            t.join()
+        if pumps:
+            log.close()
         rec.exit_code = rc
         self._save(rec)
         if opts.rm:
@@ -314,6 +344,15 @@ class Containers:
         overlay.unmount(cdir / "rootfs")
         if not overlay.is_mounted(cdir / "rootfs"):
             shutil.rmtree(cdir, ignore_errors=True)
+
+
+def _pump(src: Any, dst: Any, log: Any, lock: threading.Lock) -> None:
+    while chunk := src.read1(65536):
+        with lock:
+            dst.write(chunk)
+            dst.flush()
+            log.write(chunk)
+            log.flush()
 
 
 def wait_and_remove(root: str, cid: str) -> None:
