@@ -439,6 +439,7 @@ def test_kill_9_leftovers_are_swept_by_the_next_build(build_store, tmp_path: Pat
     proc.kill()  # no chance to clean up
     proc.wait()
     assert _leftovers(build_store)[0], "expected the dead build's overlay to still be mounted"
+    time.sleep(10.5)  # the sweep leaves workspaces younger than 10 s alone
     other = tmp_path / "other"
     other.mkdir()
     nxt = _ctx(other, f"FROM {DEBIAN}\nRUN echo next\n")

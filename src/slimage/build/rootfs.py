@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -141,6 +142,8 @@ def sweep_stale(work_base: Path) -> None:
         return
     for d in entries:
         try:
+            if time.time() - (d / "lock").stat().st_mtime < 10:
+                continue  # just created: its owner may not hold the lock yet
             fd = os.open(d / "lock", os.O_RDWR)
         except OSError:
             continue  # being created right now, or not ours
