@@ -83,18 +83,28 @@ class Verifier:
 
     def __init__(self) -> None:
         self._jobs: list[tuple[str, FileSlice, str]] = []
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
         self._error: BaseException | None = None
 
     def add(self, label: str, where: FileSlice, expected: str) -> None:
         self._jobs.append((label, where, expected))
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def start(self, threads: int = 2) -> None:
+        # Largest layers first, shared by up to two threads: the biggest layer alone bounds
+        # the time when two cores are free.
+        self._jobs.sort(key=lambda job: -job[1].length)
+        n = max(1, min(threads, len(self._jobs), os.cpu_count() or 1))
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
+        for t in self._threads:
+            t.start()
 
     def _run(self) -> None:
-        for label, where, expected in self._jobs:
+        while self._error is None:
+            with self._lock:
+                if not self._jobs:
+                    return
+                label, where, expected = self._jobs.pop(0)
             hasher = _Hasher(where.path, where.offset, where.length)
             hasher.run()
             try:
@@ -104,8 +114,8 @@ class Verifier:
                 return
 
     def finish(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        for t in self._threads:
+            t.join()
         if self._error is not None:
             raise self._error
 
