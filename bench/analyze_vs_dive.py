@@ -36,7 +36,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 CACHE = Path(os.environ.get("SLIMAGE_TEST_CACHE", "/var/cache/slimage-tests"))
 
@@ -174,8 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
 
-    import gen_archive
-
     dive = real_executable("dive")
     slim = slimage_command()
     tools = {
@@ -202,7 +199,19 @@ def main(argv: list[str] | None = None) -> int:
         if not gen.exists():
             print(f"generating {gen} ...", file=sys.stderr)
             gen.parent.mkdir(parents=True, exist_ok=True)
-            gen_archive.generate(gen, 100_000, 1.0, 1, groups)
+            # In a child: a big parent would inflate every later child's ru_maxrss (the
+            # forked image counts until exec).
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "bench" / "gen_archive.py"),
+                    str(gen),
+                    "--groups",
+                    str(groups),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         inputs.append(
             (
                 f"generated: 100k files, 7 layers, delete layer = {max(1, groups // 2)} whiteouts",

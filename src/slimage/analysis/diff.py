@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from slimage.analysis.source import ScanTarget, open_target
 from slimage.fs.diff import PathChange, diff_trees
 from slimage.fs.scan import scan_layer
-from slimage.fs.tree import DIR, FILE, MergedTree
-from slimage.layers.tarscan import TarEntry
+from slimage.fs.tree import DIR, MergedTree
 
 
 @dataclass
@@ -62,20 +61,9 @@ def build_tree(
     for i in range(first, len(image.layers)):
         layer = image.layers[i]
         tree.begin_layer(f"{image.source} layer {i}")
-        size = 0
-
-        def on_entry(entry: TarEntry, apply=tree.apply):  # type: ignore[no-untyped-def]
-            nonlocal size
-            if entry.kind == FILE and not entry.name.rpartition("/")[2].startswith(".wh."):
-                size += entry.size
-            elif entry.kind == "symlink":
-                size += len(entry.linkname.encode("utf-8", "surrogateescape"))
-            return apply(entry)
-
         where = target.slices[i] if i < len(target.slices) else None
-        scan_layer(layer, on_entry, where=where, verify=verify)
-        tree.end_layer()
-        total += size
+        scan_layer(layer, tree.apply, where=where, verify=verify)
+        total += tree.end_layer().size_bytes
         if snapshot_at and i + 1 == snapshot_at:
             snapshot = (copy.deepcopy(tree), total, i + 1)
     return tree, total, snapshot

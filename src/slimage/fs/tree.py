@@ -317,9 +317,9 @@ class MergedTree:
         if base.startswith(".wh..wh."):
             return  # AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not a deletion
         name = base[len(PREFIX) :]
-        node = children.get(name)
-        if node is not None:
-            self._prune(_join(parent, name), node, children, name)
+        victim = children.get(name)
+        if victim is not None:
+            self._prune(_join(parent, name), victim, children, name)
 
     def _prune(self, path: str, node: Node, children: dict[str, Node], name: str) -> None:
         """Delete what the lower layers had at PATH, keeping what this layer wrote."""
