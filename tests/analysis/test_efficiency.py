@@ -180,3 +180,33 @@ def test_bad_input_is_one_line(
     assert main(["analyze", str(cut)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cut.tar" in err and "truncated" in err
+
+
+def test_oci_layout_is_read_in_place(layered_archive: Path, tmp_path: Path) -> None:
+    from slimage.transports.oci_layout import write_layout
+    from slimage.transports.sources import open_source
+
+    layout = tmp_path / "oci"
+    write_layout(layout, [(open_source(str(layered_archive)), "layered:oci")])
+    from_layout = analyze_image(str(layout))
+    from_archive = analyze_image(str(layered_archive))
+    assert from_layout.read_mode == "seek+verify"
+    for key in ("total_bytes", "merged_bytes", "reclaimable_bytes", "files"):
+        assert getattr(from_layout, key) == getattr(from_archive, key), key
+
+
+def test_a_corrupted_layer_is_refused(
+    layered_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from slimage.analysis.source import index_archive
+
+    target = open_target(str(layered_archive))
+    biggest = max((s for s in target.slices if s is not None), key=lambda s: s.length)
+    data = bytearray(layered_archive.read_bytes())
+    data[biggest.offset + biggest.length // 2] ^= 0xFF
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(bytes(data))
+    assert index_archive(str(bad))  # the outer archive is still readable
+    assert main(["analyze", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("expected sha256:" in err or "bad checksum" in err)
