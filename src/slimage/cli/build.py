@@ -60,11 +60,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    private = tempfile.mkdtemp(prefix="slimage-secrets-")
+    needs_dir = any("env=" in item for item in args.secret or [])
+    private = tempfile.mkdtemp(prefix="slimage-secrets-") if needs_dir else ""
     try:
         return _run_build(args, _secrets(args.secret, private))
     finally:
-        shutil.rmtree(private, ignore_errors=True)
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
 
 
 def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
