@@ -117,7 +117,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         secrets[sid] = p.resolve()
     settings = BuildSettings(
         store=store,
-        context=BuildContext(ctx_dir, df_path),
+        context=BuildContext(ctx_dir, df_path, stat_cache=store.root / "build-context-hashes.json"),
         cache=BuildCache(store, enabled=not opts.no_cache),
         progress=progress,
         runtime_name=opts.runtime,
@@ -171,6 +171,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
             refs.get(parse_reference(t).name) != mdigest for t in opts.tags
         ):
             store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
+    settings.context.save_stat_cache()
     # BuildKit's closing step, in its words.
     n = progress.step("exporting to image")
     progress.info(f"#{n} writing image {config.digest} done")

@@ -7,12 +7,15 @@ key, so editing one file rebuilds from the first step that reads it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from slimage.dockerfile.dockerignore import DockerIgnore, load_ignore_patterns
 from slimage.errors import BuildError
@@ -69,12 +72,46 @@ class Source:
 
 
 class BuildContext:
-    def __init__(self, root: str | Path, dockerfile: Path | None = None):
+    def __init__(
+        self, root: str | Path, dockerfile: Path | None = None, *, stat_cache: Path | None = None
+    ):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise BuildError(f"build context {root} is not a directory")
         self.ignore = DockerIgnore(load_ignore_patterns(self.root, dockerfile))
         self._digests: dict[str, str] = {}
+        # path -> [size, mtime_ns, ctime_ns, inode, sha256]: a file whose stat is unchanged
+        # is not read again (BuildKit's content-hash cache does the same).
+        self._stat_cache_path = stat_cache
+        self._stat_cache: dict[str, list[Any]] | None = None
+        self._stat_dirty = False
+
+    def _cached_file_digest(self, path: Path, st: os.stat_result) -> str:
+        if self._stat_cache is None:
+            self._stat_cache = {}
+            if self._stat_cache_path is not None:
+                try:
+                    self._stat_cache = json.loads(self._stat_cache_path.read_bytes())
+                except (OSError, ValueError):
+                    self._stat_cache = {}
+        key = str(path)
+        sig = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        hit = self._stat_cache.get(key)
+        if hit is not None and hit[:4] == sig:
+            return str(hit[4])
+        digest = _file_digest(path, st)
+        self._stat_cache[key] = [*sig, digest]
+        self._stat_dirty = True
+        return digest
+
+    def save_stat_cache(self) -> None:
+        """Persist what this build hashed (atomically; a lost update only costs a re-hash)."""
+        if not self._stat_dirty or self._stat_cache_path is None or self._stat_cache is None:
+            return
+        tmp = self._stat_cache_path.with_name(self._stat_cache_path.name + f".{os.getpid()}")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(self._stat_cache))
+            os.replace(tmp, self._stat_cache_path)
 
     def ignored(self, rel: str) -> bool:
         """Left out by .dockerignore (BuildKit's rules, from slimage.dockerfile)."""
@@ -158,7 +195,7 @@ class BuildContext:
             st = os.lstat(p) if rel != src.rel else os.stat(p)
             h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{st.st_mode & 0o7777}\0".encode())
             if stat.S_ISREG(st.st_mode):
-                h.update(_file_digest(p, st).encode())
+                h.update(self._cached_file_digest(p, st).encode())
             elif stat.S_ISLNK(st.st_mode):
                 h.update(os.readlink(p).encode())
         out = "sha256:" + h.hexdigest()
