@@ -180,6 +180,16 @@ class BuildContext:
                     out.append(rel)
         return sorted(out)
 
+    def walk_included(self, rel: str) -> bool:
+        """Whether anything under directory REL survives .dockerignore."""
+        base = self.root / rel
+        for dirpath, dirnames, filenames in os.walk(base):
+            reldir = os.path.relpath(dirpath, self.root)
+            for name in dirnames + filenames:
+                if not self.ignored(f"{reldir}/{name}"):
+                    return True
+        return False
+
     def _has_exception_under(self, rel: str) -> bool:
         return self.ignore.exclusions
 

@@ -707,7 +707,13 @@ class StageExecutor:
 
             def ignore(p: str) -> bool:
                 rel = os.path.relpath(p, ctx.root)
-                return ctx.ignored(rel)
+                if not ctx.ignored(rel):
+                    return False
+                # An ignored dir still comes along when a `!` rule re-includes something
+                # inside it (only that something, as its children are checked one by one).
+                if ctx.ignore.exclusions and os.path.isdir(p) and not os.path.islink(p):
+                    return not ctx.walk_included(rel)
+                return True
 
         copier = Copier(opts, skip=ignore)
         st = os.stat(src_path)  # the named source itself is followed
