@@ -245,17 +245,22 @@ def test_outputs_oci_and_docker_and_load(build_store, tmp_path: Path, docker_eng
     ctx = _ctx(tmp_path, f'FROM {DEBIAN}\nRUN echo out > /out.txt\nCMD ["cat", "/out.txt"]\n')
     oci = tmp_path / "oci"
     arch = tmp_path / "img.tar"
+    ocitar = tmp_path / "oci-layout.tar"
     res = _build(
         build_store,
         ctx,
         tags=["slimage-test/outputs:1"],
-        outputs=[f"type=oci,dest={oci}", f"type=docker,dest={arch}"],
+        outputs=[f"type=oci,dest={oci}", f"type=docker,dest={arch}", f"type=oci,dest={ocitar}"],
         load=True,
     )
     assert (oci / "index.json").exists() and arch.stat().st_size > 0
     check = subprocess.run(["skopeo", "inspect", f"oci:{oci}"], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     assert json.loads(check.stdout)["Layers"]
+    check_tar = subprocess.run(
+        ["skopeo", "inspect", f"oci-archive:{ocitar}"], capture_output=True, text=True
+    )
+    assert check_tar.returncode == 0, check_tar.stderr
     engine_id = testbed.docker(
         "image",
         "inspect",

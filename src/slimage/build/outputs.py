@@ -1,5 +1,8 @@
 """Where a finished build goes besides the store: `--output type=oci|docker,dest=...` and
-`--load` into a running Docker engine (all through slimage.transports)."""
+`--load` into a running Docker engine (all through slimage.transports).
+
+`type=oci,dest=X.tar` gives the layout as a tar (BuildKit's form); the archive writer's
+output is both a docker-archive and an OCI layout, so the same writer serves it."""
 
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ def export(
     for text in outputs:
         spec = parse_output(text)
         dest = Path(spec["dest"])
-        if spec["type"] == "oci":
+        if spec["type"] == "oci" and not dest.name.endswith(".tar"):
             from slimage.transports.oci_layout import write_layout
 
             write_layout(dest, [(image, tags[0] if tags else None)])
@@ -53,7 +56,7 @@ def export(
                 os.replace(tmp, dest)
             finally:
                 tmp.unlink(missing_ok=True)
-            done.append(f"docker-archive:{dest}")
+            done.append(f"{'oci-archive' if spec['type'] == 'oci' else 'docker-archive'}:{dest}")
     if load:
         from slimage.transports.docker_engine import load_into_engine
 

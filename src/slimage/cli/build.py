@@ -130,7 +130,10 @@ def register(sub: Any) -> None:
     p.add_argument("--runtime", default=None, help="OCI runtime: runc (default) or crun, or a path")
     p.add_argument("--secret", action="append", metavar="id=NAME,src=FILE|env=VAR")
     p.add_argument(
-        "-o", "--output", action="append", metavar="type=oci,dest=DIR|type=docker,dest=FILE"
+        "-o",
+        "--output",
+        action="append",
+        metavar="type=oci,dest=DIR|FILE.tar|type=docker,dest=FILE",
     )
     p.add_argument("--load", action="store_true", help="also load the image into the Docker engine")
     p.add_argument("--compression", choices=["gzip", "zstd"], default=None)
