@@ -21,7 +21,9 @@ def parse_output(text: str) -> dict[str, str]:
             raise UsageError(f"--output {text!r}: expected key=value pairs (type=oci,dest=DIR)")
         out[k.strip()] = v.strip()
     if out.get("type") not in ("oci", "docker") or not out.get("dest"):
-        raise UsageError(f"--output {text!r}: use type=oci,dest=DIR or type=docker,dest=FILE")
+        raise UsageError(
+            f"--output {text!r}: use type=oci,dest=DIR (or FILE.tar) or type=docker,dest=FILE"
+        )
     return out
 
 
