@@ -504,3 +504,29 @@ def tempfile_dir() -> str:
     import tempfile
 
     return tempfile.gettempdir()
+
+
+def test_label_flag_and_iidfile(build_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ctx = _ctx(tmp_path, f"FROM {DEBIAN}\nLABEL from.file=1\n")
+    iid = tmp_path / "iid"
+    res = _cli(
+        build_store,
+        "build",
+        "--progress",
+        "quiet",
+        "--label",
+        "org.example.by=cli",
+        "--iidfile",
+        str(iid),
+        "-t",
+        "labels:1",
+        str(ctx),
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # --progress quiet
+    from slimage.store.images import open_image
+
+    img = open_image(build_store, "labels:1")
+    assert iid.read_text() == img.id
+    assert img.config.config["Labels"] == {"from.file": "1", "org.example.by": "cli"}
+    assert [h.created_by for h in img.config.history][-1] == "LABEL from.file=1"

@@ -32,6 +32,8 @@ class BuildOptions:
     secrets: dict[str, str] = field(default_factory=dict)
     outputs: list[str] = field(default_factory=list)  # "type=oci,dest=DIR" ...
     load: bool = False
+    labels: dict[str, str] = field(default_factory=dict)  # docker build --label
+    iidfile: str | None = None
     quiet: bool = False
     compression: str | None = None
     source_date_epoch: int | None = None
@@ -156,6 +158,9 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
                 ex.execute(inst, f"{stage.label} {n}/{len(insts) + 1}")
             done[idx] = ex.state
         final = done[pl.target]
+        if opts.labels:
+            # `--label` sets config labels on the result only (no history entry, no cache key).
+            final.config["Labels"] = {**(final.config.get("Labels") or {}), **opts.labels}
         manifest, config = final.build(
             final.last_created() or rfc3339(epoch if epoch is not None else time.time())
         )
@@ -172,6 +177,8 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         ):
             store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
     settings.context.save_stat_cache()
+    if opts.iidfile:
+        Path(opts.iidfile).write_text(config.digest)
     # BuildKit's closing step, in its words.
     n = progress.step("exporting to image")
     progress.info(f"#{n} writing image {config.digest} done")

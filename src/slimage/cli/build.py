@@ -92,8 +92,10 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
         secrets=secrets,
         outputs=args.output or [],
         load=args.load,
-        quiet=args.quiet or args.json,
+        quiet=args.quiet or args.json or args.progress == "quiet",
         compression=args.compression,
+        labels=_kv(args.label, "--label"),
+        iidfile=args.iidfile,
     )
     try:
         result = build(opts)
@@ -138,5 +140,13 @@ def register(sub: Any) -> None:
     p.add_argument("--load", action="store_true", help="also load the image into the Docker engine")
     p.add_argument("--compression", choices=["gzip", "zstd"], default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
+    p.add_argument("--label", action="append", metavar="KEY=VALUE", help="label the result")
+    p.add_argument("--iidfile", help="write the image ID to this file")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "plain", "tty", "quiet"],
+        default="auto",
+        help="progress output (BuildKit's plain style; quiet prints nothing)",
+    )
     p.add_argument("--json", action="store_true", help="print the build result as JSON")
     p.set_defaults(func=cmd_build)
