@@ -60,7 +60,9 @@ def register(sub: Any) -> None:
         "--base",
         type=int,
         metavar="N",
-        help="the bottom N layers come from the base image (default: guessed from history)",
+        help="the bottom N layers come from the base image (default: guessed from history: "
+        "the layers below the last CMD/ENTRYPOINT step that a layer follows, else the "
+        "first layer)",
     )
     p.add_argument("--top", type=int, default=10, metavar="N", help="paths to list (default 10)")
     p.add_argument(
