@@ -210,3 +210,17 @@ def test_a_corrupted_layer_is_refused(
     assert main(["analyze", str(bad)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and ("expected sha256:" in err or "bad checksum" in err)
+
+
+def test_docker25_archive_is_read_in_place(layered_archive: Path, tmp_path: Path) -> None:
+    from slimage.transports.docker_archive import write_archive
+    from slimage.transports.sources import open_source
+
+    out = tmp_path / "d25.tar"
+    with open(out, "wb") as fh:
+        write_archive(fh, [(open_source(str(layered_archive)), ["layered:d25"])])
+    from_new = analyze_image(str(out))
+    from_old = analyze_image(str(layered_archive))
+    assert from_new.read_mode == "seek+verify"
+    for key in ("total_bytes", "merged_bytes", "reclaimable_bytes", "files"):
+        assert getattr(from_new, key) == getattr(from_old, key), key

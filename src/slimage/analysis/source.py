@@ -33,15 +33,19 @@ def index_archive(path: str) -> dict[str, FileSlice]:
     """Member name -> byte range of every regular file (and symlink, resolved) of an
     uncompressed tar archive. Only headers are read."""
     members: dict[str, FileSlice] = {}
-    links: dict[str, str] = {}
+    links: dict[str, str] = {}  # name -> target, relative to the archive root
     fd = os.open(path, os.O_RDONLY)
     scanner: TarScanner
 
     def on_entry(entry: TarEntry) -> None:
         if entry.kind == "file":
             members[entry.name] = FileSlice(path, scanner.offset, entry.size)
-        elif entry.kind in ("symlink", "hardlink"):
-            links[entry.name] = entry.linkname
+        elif entry.kind == "hardlink":
+            links[entry.name] = normalize_name(entry.linkname)
+        elif entry.kind == "symlink":
+            # Docker 25+ archives: <id>/layer.tar -> ../blobs/sha256/<hex>
+            base = entry.name.rpartition("/")[0] if not entry.linkname.startswith("/") else ""
+            links[entry.name] = os.path.normpath(os.path.join(base, entry.linkname)).lstrip("/")
 
     scanner = TarScanner(on_entry, name=path)
     try:
@@ -50,11 +54,8 @@ def index_archive(path: str) -> dict[str, FileSlice]:
     finally:
         os.close(fd)
     for name, target in links.items():
-        # Docker 25+ archives: <id>/layer.tar -> ../blobs/sha256/<hex>
-        base = name.rpartition("/")[0] if not target.startswith("/") else ""
-        resolved = os.path.normpath(os.path.join(base, target)).lstrip("/")
-        if resolved in members:
-            members[name] = members[resolved]
+        if target in members:
+            members[name] = members[target]
     return members
 
 
