@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -230,3 +231,27 @@ def test_history_of_a_docker_ref_pulls_then_reads_from_the_store(
     assert sizes[-1] >= 5000  # the layer was read (and its size recorded) after the pull
     # The pull kept blobs as served; the listing recorded each layer once.
     assert len(list((other / "layers").glob("*.json"))) == 2
+
+
+def test_build_from_a_registry_base_pulls_what_the_store_lacks(
+    registry, store: Store, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the builder needs root")
+    ref = _repo(registry, "base") + ":1"
+    make_image(store, ref, [{"etc/base.txt": b"from the registry\n"}])
+    push(store, ref)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "app.txt").write_text("app\n")
+    (ctx / "Dockerfile").write_text(f"FROM {ref}\nCOPY app.txt /app/\nENV A=1\n")
+    fresh = tmp_path / "fresh"
+    res = run_cli("build", "-q", "-t", "built:1", str(ctx), store_root=fresh)
+    assert res.returncode == 0, res.stderr
+    built = open_image(Store(fresh), "built:1")
+    assert len(built.layers) == 2  # the pulled base layer + COPY
+    assert Store(fresh).resolve(ref)  # the base was pulled and tagged
+    missing = run_cli(
+        "build", "-q", str(ctx), store_root=tmp_path / "hermetic", env={"SLIMAGE_NO_PULL": "1"}
+    )
+    assert missing.returncode == 1 and "could not be pulled" in missing.stderr

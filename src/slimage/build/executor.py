@@ -1080,14 +1080,11 @@ def _glob_in_root(root: str, pattern: str) -> list[str]:
 
 def base_config(store: Store, name: str) -> tuple[Manifest, ImageConfig]:
     """A base image's manifest and config, without opening its layers (the no-op
-    rebuild path needs only these)."""
+    rebuild path needs only these). A base the store lacks is pulled, as `docker build`
+    would; SLIMAGE_NO_PULL=1 keeps a build hermetic."""
     from slimage.errors import InvalidImageError
 
-    try:
-        digest = store.resolve(name)
-    except ImageNotFoundError:
-        open_base(store, name)  # raises the builder's message
-        raise
+    digest = _resolve_or_pull(store, name)
     manifest = store.manifest_for(digest)
     config = ImageConfig.parse(store.read_blob(manifest.config.digest))
     if len(config.diff_ids) != len(manifest.layers):
@@ -1095,16 +1092,27 @@ def base_config(store: Store, name: str) -> tuple[Manifest, ImageConfig]:
     return manifest, config
 
 
+def _resolve_or_pull(store: Store, name: str) -> str:
+    try:
+        return store.resolve(name)
+    except ImageNotFoundError:
+        pass
+    from slimage.transports.registry import pull_if_missing
+
+    try:
+        return pull_if_missing(store, name)
+    except ImageNotFoundError as exc:
+        raise BuildError(
+            f"base image {name!r} is not in the store and could not be pulled ({exc}); bring "
+            f"it in with `slimage load` or `slimage pull`, or from Docker with "
+            f"`docker save {name} | slimage load`"
+        ) from None
+
+
 def open_base(store: Store, name: str) -> Image:
     from slimage.store.images import open_image
 
-    try:
-        return open_image(store, name)
-    except ImageNotFoundError:
-        raise BuildError(
-            f"base image {name!r} is not in the store (bring it in with `slimage load` or "
-            f"`slimage pull`; images Docker has: `docker save {name} | slimage load`)"
-        ) from None
+    return open_image(store, _resolve_or_pull(store, name))
 
 
 def _store_upper(
