@@ -211,13 +211,17 @@ def _analyze(
         if verify and where is not None and is_plain_tar(where):
             verifier.add(f"layer {i} ({layer.diff_id})", where, layer.diff_id)
     verifier.start()
-    for i, layer in enumerate(image.layers):
-        if progress is not None:
-            progress(i, len(image.layers))
-        tree.begin_layer(f"layer {i} ({layer.diff_id})")
-        where = target.slices[i] if i < len(target.slices) else None
-        modes.add(scan_layer(layer, tree.apply, where=where, verify=verify, verifier=verifier))
-        sizes.append(tree.end_layer().size_bytes)
+    try:
+        for i, layer in enumerate(image.layers):
+            if progress is not None:
+                progress(i, len(image.layers))
+            tree.begin_layer(f"layer {i} ({layer.diff_id})")
+            where = target.slices[i] if i < len(target.slices) else None
+            modes.add(scan_layer(layer, tree.apply, where=where, verify=verify, verifier=verifier))
+            sizes.append(tree.end_layer().size_bytes)
+    except BaseException:
+        verifier.abort()
+        raise
     verifier.finish()
 
     total = sum(sizes)

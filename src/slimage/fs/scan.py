@@ -121,13 +121,19 @@ class Verifier:
                 self._error = exc
                 return
 
-    def finish(self) -> None:
+    def abort(self) -> None:
+        """Stop after the layers being hashed now (the caller failed anyway)."""
+        with self._lock:
+            self._jobs.clear()
+        self.finish(raise_error=False)
+
+    def finish(self, *, raise_error: bool = True) -> None:
         for t in self._threads:
             t.join()
         if self._interval is not None:
             sys.setswitchinterval(self._interval)
             self._interval = None
-        if self._error is not None:
+        if self._error is not None and raise_error:
             raise self._error
 
 
