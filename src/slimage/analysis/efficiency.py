@@ -53,6 +53,7 @@ class LayerReport:
     removed: int
     removed_bytes: int
     wasted_bytes: int  # bytes this layer stored that later layers hid
+    hidden_bytes: int  # bytes this layer hid (stored by it or by lower layers)
     entries: int
 
 
@@ -101,7 +102,6 @@ class _Waste:
 
     def __init__(self) -> None:
         self.paths: dict[str, list[int]] = {}
-        self.by_hider: list[int] = []
 
     def __call__(self, path: str, nbytes: int, stored: int, hidden_by: int) -> None:
         rec = self.paths.get(path)
@@ -112,9 +112,6 @@ class _Waste:
             rec[1] += 1
             rec[2] |= 1 << stored
             rec[3] |= 1 << hidden_by
-        while len(self.by_hider) <= hidden_by:
-            self.by_hider.append(0)
-        self.by_hider[hidden_by] += nbytes
 
 
 def _bits(mask: int) -> list[int]:
@@ -232,7 +229,7 @@ def _analyze(
     else:
         base, rule = max(0, min(base_layers, len(image.layers))), "--base"
     user_bytes = sum(sizes[base:])
-    user_reclaimable = sum(waste.by_hider[base:])
+    user_reclaimable = sum(ch.hidden_bytes for ch in tree.layers[base:])
     layers = []
     for i, (ch, size) in enumerate(zip(tree.layers, sizes, strict=True)):
         h = history[i]
@@ -252,6 +249,7 @@ def _analyze(
                 removed=ch.removed,
                 removed_bytes=ch.removed_bytes,
                 wasted_bytes=ch.wasted_bytes,
+                hidden_bytes=ch.hidden_bytes,
                 entries=ch.entries,
             )
         )

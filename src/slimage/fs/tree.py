@@ -59,7 +59,8 @@ class LayerChanges:
       layer first deleted them with a whiteout or an opaque directory);
     - removed: paths of the layers below that this layer deleted and did not write again
       (with their bytes), including files replaced by a directory;
-    - wasted_bytes: bytes this layer stored that a later layer made invisible.
+    - wasted_bytes: bytes this layer stored that a later layer made invisible;
+    - hidden_bytes: bytes (of this or lower layers) that this layer made invisible.
     """
 
     added: int = 0
@@ -69,6 +70,7 @@ class LayerChanges:
     removed: int = 0
     removed_bytes: int = 0
     wasted_bytes: int = 0
+    hidden_bytes: int = 0
     entries: int = 0
     size_bytes: int = 0  # the layer's SIZE: file bytes + symlink target lengths
 
@@ -362,6 +364,7 @@ class MergedTree:
             nbytes, stored_in = node.size, node.layer
         if nbytes:
             self.layers[stored_in].wasted_bytes += nbytes
+            self._changes.hidden_bytes += nbytes
             if self.on_waste is not None:
                 self.on_waste(path, nbytes, stored_in, self._layer)
         return nbytes

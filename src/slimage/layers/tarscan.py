@@ -148,6 +148,16 @@ def _unsigned_sum(block: bytes) -> int:
     return total - sum(block[148:156]) + 256
 
 
+_OWNERS: dict[bytes, str] = {}  # raw uname/gname field -> name: a layer has a handful
+
+
+def _owner(field: bytes) -> str:
+    name = field.partition(b"\0")[0].decode("utf-8", "surrogateescape")
+    if len(_OWNERS) < 4096:
+        _OWNERS[field] = name
+    return name
+
+
 DataSink = Callable[[bytes], None]
 OnEntry = Callable[[TarEntry], DataSink | None]
 
@@ -356,8 +366,8 @@ class TarScanner:
             linkname,
             _octal(f_devmaj) if device else 0,
             _octal(f_devmin) if device else 0,
-            f_uname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
-            f_gname.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+            u if (u := _OWNERS.get(f_uname)) is not None else _owner(f_uname),
+            g if (g := _OWNERS.get(f_gname)) is not None else _owner(f_gname),
             xattrs,
             name,
         )
