@@ -153,9 +153,22 @@ def test_network_none_and_rm(build_store, probe_image: str) -> None:  # type: ig
     assert _cli(build_store, "ps", "-a", "-q").stdout.strip() == ""
 
 
-def test_exit_code_is_passed_through(build_store, probe_image: str) -> None:  # type: ignore[no-untyped-def]
-    res = _cli(build_store, "run", "--rm", "--entrypoint", "/bin/sh", probe_image, "-c", "exit 3")
-    assert res.returncode == 3
+@pytest.mark.parametrize("runtime", ["runc", "crun"])
+def test_exit_code_is_passed_through(build_store, probe_image: str, runtime: str) -> None:  # type: ignore[no-untyped-def]
+    res = _cli(
+        build_store,
+        "run",
+        "--rm",
+        "--runtime",
+        runtime,
+        "--entrypoint",
+        "/bin/sh",
+        probe_image,
+        "-c",
+        "echo ran-on-$0; exit 3",
+    )
+    assert res.returncode == 3, res.stderr
+    assert "ran-on-/bin/sh" in res.stdout
 
 
 def test_docker_built_vanilla_serves_under_slimage(build_store, vanilla_image: str) -> None:  # type: ignore[no-untyped-def]

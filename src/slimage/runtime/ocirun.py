@@ -30,12 +30,39 @@ def runtime_path(name: str | None = None) -> str:
     return found
 
 
+HYBRID_V2 = "/sys/fs/cgroup/unified"
+
+
+def _hybrid_cgroups_with_v2_controllers() -> bool:
+    """A hybrid host (v1 hierarchies plus a cgroup2 mount at /sys/fs/cgroup/unified) whose
+    v2 root still holds controllers: crun refuses it ("cgroups in hybrid mode not
+    supported"), runc copes."""
+    try:
+        with open(os.path.join(HYBRID_V2, "cgroup.controllers")) as fh:
+            return bool(fh.read().split())
+    except OSError:
+        return False
+
+
 class OciRuntime:
     def __init__(self, name: str | None = None):
         self.path = runtime_path(name)
+        self._prefix: list[str] = []
+        if os.path.basename(self.path) == "crun" and _hybrid_cgroups_with_v2_controllers():
+            # Hide the v2 mount from crun only, in a private mount namespace, so it sees a
+            # plain v1 host. The host's mounts and cgroups are left as they are.
+            self._prefix = [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "slave",
+                "sh",
+                "-c",
+                f'umount -l {HYBRID_V2} && exec "$0" "$@"',
+            ]
 
     def _cmd(self, *args: str) -> list[str]:
-        return [self.path, *args]
+        return [*self._prefix, self.path, *args]
 
     def run(
         self,
