@@ -224,3 +224,15 @@ def test_docker25_archive_is_read_in_place(layered_archive: Path, tmp_path: Path
     assert from_new.read_mode == "seek+verify"
     for key in ("total_bytes", "merged_bytes", "reclaimable_bytes", "files"):
         assert getattr(from_new, key) == getattr(from_old, key), key
+
+
+def test_two_process_parsing_gives_the_same_report(
+    layered_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLIMAGE_ANALYZE_JOBS", "1")
+    single = analyze_image(str(layered_archive))
+    monkeypatch.setenv("SLIMAGE_ANALYZE_JOBS", "2")  # force the worker despite the small size
+    double = analyze_image(str(layered_archive))
+    assert single.layers == double.layers
+    assert single.top_reclaimable == double.top_reclaimable
+    assert (single.total_bytes, single.merged_bytes) == (double.total_bytes, double.merged_bytes)

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import gc
 import heapq
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from slimage.analysis.source import ScanTarget, open_target
-from slimage.fs.scan import Verifier, is_plain_tar, scan_layer
+from slimage.fs.scan import Verifier, apply_records, is_plain_tar, parse_records, scan_layer
 from slimage.fs.tree import FILE, MergedTree
 from slimage.image import Image
 from slimage.oci.model import HistoryEntry
@@ -163,6 +165,32 @@ def guess_base_layers(image: Image) -> tuple[int, str]:
     return 0, "single layer"
 
 
+# Below this, a second process costs more than it saves. SLIMAGE_ANALYZE_JOBS=1 never uses
+# one, =2 always does (tests); by default only for big images and when a core is idle.
+PARALLEL_MIN_BYTES = 1 << 30
+
+
+def _start_worker(target: ScanTarget, in_place: list[int]) -> tuple[Any, dict[int, Any]]:
+    """(pool, futures of records by layer index) when worth it, else (None, {})."""
+    jobs = os.environ.get("SLIMAGE_ANALYZE_JOBS", "")
+    cores = os.cpu_count() or 1
+    if jobs == "1" or cores < 2 or len(in_place) < 2:
+        return None, {}
+    if jobs != "2" and os.getloadavg()[0] > cores - 1.5:
+        # No idle core: measured on a busy 2-core machine, the second process then saves
+        # nothing and costs ~45 MB.
+        return None, {}
+    slices = [where for i in in_place if (where := target.slices[i]) is not None]
+    if jobs != "2" and sum(s.length for s in slices) < PARALLEL_MIN_BYTES:
+        return None, {}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    futures = {i: pool.submit(parse_records, slices[i], f"layer {i}") for i in in_place[1:]}
+    return pool, futures
+
+
 def analyze_image(
     target: ScanTarget | str,
     *,
@@ -203,22 +231,38 @@ def _analyze(
     sizes: list[int] = []
     modes: set[str] = set()
     verifier = Verifier()
+    in_place: list[int] = []
     for i, layer in enumerate(image.layers):
         where = target.slices[i] if i < len(target.slices) else None
-        if verify and where is not None and is_plain_tar(where):
-            verifier.add(f"layer {i} ({layer.diff_id})", where, layer.diff_id)
+        if where is not None and is_plain_tar(where):
+            in_place.append(i)
+            if verify:
+                verifier.add(f"layer {i} ({layer.diff_id})", where, layer.diff_id)
+    # Big images: a second process parses the in-place layers after the first one while
+    # this one parses the first and applies everything in order. Forked before any thread
+    # of ours starts (the verifier's), as fork requires.
+    pool, futures = _start_worker(target, in_place)
     verifier.start()
     try:
         for i, layer in enumerate(image.layers):
             if progress is not None:
                 progress(i, len(image.layers))
             tree.begin_layer(f"layer {i} ({layer.diff_id})")
-            where = target.slices[i] if i < len(target.slices) else None
-            modes.add(scan_layer(layer, tree.apply, where=where, verify=verify, verifier=verifier))
+            if i in futures:
+                apply_records(futures[i].result(), tree.apply)
+                modes.add("seek+verify" if verify else "seek")
+            else:
+                where = target.slices[i] if i < len(target.slices) else None
+                modes.add(
+                    scan_layer(layer, tree.apply, where=where, verify=verify, verifier=verifier)
+                )
             sizes.append(tree.end_layer().size_bytes)
     except BaseException:
         verifier.abort()
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     verifier.finish()
 
     total = sum(sizes)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from slimage.errors import DigestMismatchError, InvalidImageError
 from slimage.image import Layer
 from slimage.layers.compression import sniff
-from slimage.layers.tarscan import CHUNK, OnEntry, TarScanner
+from slimage.layers.tarscan import CHUNK, OnEntry, TarEntry, TarScanner
 
 
 @dataclass(frozen=True)
@@ -207,3 +207,30 @@ def scan_layer(
     finally:
         stream.close()
     return "stream"
+
+
+Record = tuple[str, str, int, str]  # name, kind, size, linkname: all `analyze` needs
+
+
+def parse_records(where: FileSlice, label: str) -> list[Record]:
+    """Scan an in-place layer into compact records (run in a worker process; the caller
+    applies them to its tree in layer order). Nothing is hashed here."""
+    out: list[Record] = []
+    append = out.append
+
+    def on_entry(e: TarEntry) -> None:
+        append((e.name, e.kind, e.size, e.linkname))
+
+    fd = os.open(where.path, os.O_RDONLY)
+    try:
+        scanner = TarScanner(on_entry, name=label)
+        scanner.scan_file(fd, where.offset, where.length)
+        scanner.close()
+    finally:
+        os.close(fd)
+    return out
+
+
+def apply_records(records: list[Record], on_entry: OnEntry) -> None:
+    for name, kind, size, link in records:
+        on_entry(TarEntry(name, kind, size, 0, 0, 0, 0.0, link, 0, 0, "", "", None, name))
