@@ -184,3 +184,26 @@ def test_gc_waits_for_a_process_that_is_still_writing(tmp_path: Path) -> None:
     writer.join(30)
     gc_proc.join(30)
     assert not store.has_blob(sha256_digest(b"in flight, no ref yet"))  # collected after
+
+
+def test_pins_keep_an_untagged_image_and_gc_prunes_unpacked_layers(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    kept = ingest(store, image_from_tars([make_tar({"k": b"1"})]), tags=["kept:1"])
+    ran = ingest(store, image_from_tars([make_tar({"r": b"2"})]), tags=["ran:1"])
+    gone = ingest(store, image_from_tars([make_tar({"g": b"3"})]), tags=["gone:1"])
+    unpacked = tmp_path / "layers-unpacked"
+    for name in ("kept:1", "ran:1", "gone:1"):
+        (unpacked / open_image(store, name).layers[0].diff_id[7:]).mkdir(parents=True)
+    (unpacked / "empty").mkdir()
+    store.pin("container-abc", ran.manifest_digest)  # a container still uses it
+    store.remove_image(ran.manifest_digest)
+    store.remove_image(gone.manifest_digest)
+    report = store.gc()
+    assert store.has_blob(ran.manifest_digest) and store.has_blob(kept.manifest_digest)
+    assert not store.has_blob(gone.manifest_digest)
+    assert report.removed_unpacked == 1
+    assert len(list(unpacked.iterdir())) == 3  # kept, ran and empty
+    store.unpin("container-abc")
+    assert store.gc().removed_unpacked == 1
+    assert not store.has_blob(ran.manifest_digest)
+    assert store.fsck().ok

@@ -25,6 +25,8 @@ from slimage.store.store import Store
 class LayerDirs:
     def __init__(self, store: Store):
         self.store = store
+        # Unpacked dirs are mounted before any new blob exists: keep gc out meanwhile.
+        store.hold_for_writing()
         self.base = store.root / "layers-unpacked"
         self.base.mkdir(parents=True, exist_ok=True)
         self.work_base = store.root / "build-work"

@@ -120,7 +120,8 @@ class Containers:
             from slimage.transports.sources import open_source
 
             ref = ingest(self.store, open_source(ref, self.store)).manifest_digest
-        image = open_image(self.store, ref)
+        manifest_digest = self.store.resolve(ref)
+        image = open_image(self.store, manifest_digest)
         names = {r.name for r in self._records()}
         name = opts.name or f"{secrets.choice(_ADJ)}_{secrets.choice(_NOUN)}"
         if opts.name and opts.name in names:
@@ -158,6 +159,7 @@ class Containers:
             user=plan.user,
             workdir=plan.workdir,
         )
+        self.store.pin(f"container-{cid}", manifest_digest)  # gc keeps what we mount
         self._save(rec)
         try:
             lowers = LayerDirs(self.store).ensure_all(image.layers)
@@ -344,6 +346,7 @@ class Containers:
         overlay.unmount(cdir / "rootfs")
         if not overlay.is_mounted(cdir / "rootfs"):
             shutil.rmtree(cdir, ignore_errors=True)
+            self.store.unpin(f"container-{rec.id}")
 
 
 def _pump(src: Any, dst: Any, log: Any, lock: threading.Lock) -> None:

@@ -5,6 +5,8 @@ Layout under the root:
     blobs/sha256/<hex>        manifests, configs and layer blobs, verified on every read
     layers/<diff_id hex>.json what we know of an uncompressed layer: its stored blob, size
     refs.json                 {"refs": {"repo:tag": manifest digest}, "images": [...]}
+    pins/<key>                a manifest digest kept through gc (a container's image)
+    layers-unpacked/<hex>     layers extracted for overlay mounts; gc prunes them too
     tmp/                      in-flight writes; renamed into place only once verified
     lock                      flock'd by writers, so two processes can share one store
 
@@ -19,6 +21,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -147,6 +150,7 @@ class GcReport:
     removed_blobs: list[str] = field(default_factory=list)
     removed_bytes: int = 0
     kept_blobs: int = 0
+    removed_unpacked: int = 0
 
 
 @dataclass
@@ -169,6 +173,7 @@ class Store:
         for d in (self.blobs_dir, self.layers_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._refs_path = self.root / "refs.json"
+        self.pins_dir = self.root / "pins"
 
     # ------------------------------------------------------------------ locking
     @contextlib.contextmanager
@@ -414,11 +419,35 @@ class Store:
         return doc
 
     # ------------------------------------------------------------------ gc / fsck
+    # ------------------------------------------------------------------ pins
+    def pin(self, key: str, manifest_digest: str) -> None:
+        """Keep an image's blobs (and unpacked layers) through gc while KEY holds it, as a
+        container does for the image it runs, even after the image's tags are removed."""
+        self.pins_dir.mkdir(exist_ok=True)
+        self._atomic_write(self.pins_dir / key, validate(manifest_digest).encode())
+
+    def unpin(self, key: str) -> None:
+        (self.pins_dir / key).unlink(missing_ok=True)
+
+    def _pinned(self) -> list[str]:
+        if not self.pins_dir.is_dir():
+            return []
+        out = []
+        for path in self.pins_dir.iterdir():
+            with contextlib.suppress(OSError, InvalidImageError):
+                out.append(validate(path.read_text().strip()))
+        return out
+
     def referenced_blobs(self) -> set[str]:
-        """Every blob reachable from a recorded image: manifests, configs, layers."""
+        """Every blob reachable from a recorded or pinned image: manifests, configs, layers."""
+        return self._reachable()[0]
+
+    def _reachable(self) -> tuple[set[str], set[str]]:
+        """(blob digests, layer diff_ids) reachable from refs, images and pins."""
         keep: set[str] = set()
+        diff_ids: set[str] = set()
         data = self._load_refs()
-        todo = list(data["images"]) + list(data["refs"].values())
+        todo = list(data["images"]) + list(data["refs"].values()) + self._pinned()
         while todo:
             digest = todo.pop()
             if digest in keep:
@@ -432,15 +461,17 @@ class Store:
                 continue
             if isinstance(doc, Index):
                 todo.extend(d.digest for d in doc.manifests)
-            else:
-                keep.add(doc.config.digest)
-                keep.update(d.digest for d in doc.layers)
-        return keep
+                continue
+            keep.add(doc.config.digest)
+            keep.update(d.digest for d in doc.layers)
+            with contextlib.suppress(InvalidImageError, OSError, KeyError, TypeError):
+                diff_ids.update(json.loads(self.read_blob(doc.config.digest))["rootfs"]["diff_ids"])
+        return keep, diff_ids
 
     def gc(self) -> GcReport:
         report = GcReport()
         with self._exclusive_gc(), self.lock():
-            keep = self.referenced_blobs()
+            keep, diff_ids = self._reachable()
             for digest in list(self.iter_blobs()):
                 if digest in keep:
                     report.kept_blobs += 1
@@ -460,7 +491,23 @@ class Store:
             for tmp in self.tmp_dir.iterdir():
                 with contextlib.suppress(OSError):
                     tmp.unlink()
+            report.removed_unpacked = self._prune_unpacked(diff_ids)
         return report
+
+    def _prune_unpacked(self, diff_ids: set[str]) -> int:
+        """Unpacked layer dirs (the builder's and runtime's overlay lowers) go with their
+        layers; only `empty` and the dirs of reachable diff_ids stay."""
+        base = self.root / "layers-unpacked"
+        if not base.is_dir():
+            return 0
+        keep = {d.split(":", 1)[-1] for d in diff_ids} | {"empty"}
+        removed = 0
+        for path in base.iterdir():
+            if path.name in keep:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+        return removed
 
     def fsck(self) -> FsckReport:
         """Re-hash every blob, and check every recorded image's blobs are present."""
