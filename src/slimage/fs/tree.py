@@ -166,7 +166,7 @@ class MergedTree:
                 children[base] = self._node(entry, DIR, 0, 0)
                 return None
             if old is not None:
-                self._drop(_join(parent, base), old, replaced=True)
+                self._drop(_join(parent, base), old)
             else:
                 self._removed_here.pop(_join(parent, base), None)
             children[base] = self._node(entry, DIR, 0, 0)
@@ -246,7 +246,7 @@ class MergedTree:
                 ch.modified += 1
                 ch.modified_bytes += stored
         elif old.kind == DIR:
-            self._drop(_join(parent, base), old, replaced=True)
+            self._drop(_join(parent, base), old)
             ch.added += 1
             ch.added_bytes += stored
         elif old.layer == self._layer:
@@ -283,9 +283,6 @@ class MergedTree:
                 f"{self._name}: hardlink {entry.name!r} points to {entry.linkname!r}, "
                 "which is not a file of this image"
             )
-        if self.hash_content:
-            self._finish_pending()
-            node = self.dirs[tparent][tbase]
         return node
 
     def _retarget(self, linkname: str, node: Node) -> None:
@@ -304,7 +301,7 @@ class MergedTree:
         pchildren = self._ensure_dir(parent)
         old = pchildren.get(base)
         if old is not None and old.kind != DIR:
-            self._drop(path, old, replaced=True)
+            self._drop(path, old)
         elif old is None:
             self._removed_here.pop(path, None)
         pchildren[base] = Node(DIR, 0, self._layer, 0, 0o755)
@@ -335,15 +332,15 @@ class MergedTree:
             return
         if node.layer < self._layer:
             del children[name]
-            self._drop(path, node, replaced=False)
+            self._drop(path, node)
 
-    def _drop(self, path: str, node: Node, *, replaced: bool) -> None:
+    def _drop(self, path: str, node: Node) -> None:
         """PATH (and its subtree) leaves the merged view because of the current layer."""
         ch = self._changes
         if node.kind == DIR:
             sub = self.dirs.pop(path, {})
             for cname, cnode in sub.items():
-                self._drop(_join(path, cname), cnode, replaced=replaced)
+                self._drop(_join(path, cname), cnode)
             return
         nbytes = self._release(path, node)
         if node.layer < self._layer:
