@@ -4,9 +4,10 @@ Two ways to read a layer:
 
 - **In place.** When the layer is an uncompressed tar lying in a local file (a member of
   a `docker save` archive, a blob of an OCI layout), the scanner seeks from header to
-  header and never reads file data it does not need. If the digest must be verified, a
-  second thread reads and hashes the same byte range meanwhile; hashlib and os.pread
-  release the GIL, so the two really run at once on two cores.
+  header and never reads file data it does not need. If the digest must be verified,
+  background threads hash the same byte ranges meanwhile (`Verifier`, for a whole image,
+  or one thread per layer); hashlib releases the GIL, so hashing and parsing really run at
+  once when a core is free. `parse_records` does the same scan in a worker process.
 - **Streaming.** Anything else (gzip/zstd blobs, the store) is decompressed and scanned
   in one pass through `Layer.open_tar()`, which verifies the diff_id at EOF.
 """
