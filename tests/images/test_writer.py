@@ -172,3 +172,25 @@ def test_overlay_upper_becomes_a_changeset(tmp_path: Path) -> None:
         hashlib.sha256(layer).digest()
         == hashlib.sha256(_tar_of(upper, overlay_upper=True)).digest()
     )
+
+
+def test_archive_ends_like_go_archive_tar(tmp_path: Path) -> None:
+    """Two zero blocks and no record padding, as Go's archive/tar (BuildKit, Docker) ends a
+    layer: an empty layer then has Docker's well-known empty-layer diff_id."""
+    import hashlib
+    import io
+
+    from slimage.layers.writer import LayerWriter
+
+    empty = io.BytesIO()
+    LayerWriter(empty).close()
+    assert empty.getvalue() == b"\0" * 1024
+    assert (
+        "sha256:" + hashlib.sha256(empty.getvalue()).hexdigest()
+        == "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+    )
+    one = io.BytesIO()
+    with LayerWriter(one) as w:
+        w.add_bytes("f.txt", b"x" * 600)
+    # pax-free header 512 + data padded to 1024 + end 1024: no 10 KiB record padding
+    assert len(one.getvalue()) == 512 + 1024 + 1024

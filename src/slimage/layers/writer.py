@@ -65,13 +65,38 @@ def _xattrs(path: str) -> dict[str, bytes]:
     return out
 
 
+class _GoStyleEnd:
+    """Passes writes through, but drops the padding tarfile adds to fill a 10 KiB record.
+
+    Go's archive/tar, and so BuildKit and Docker, ends a layer with exactly two zero
+    blocks. Ending ours the same way gives an empty layer the very diff_id theirs has."""
+
+    def __init__(self, out: BinaryIO):
+        self._out = out
+        self.limit: int | None = None
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        size = len(data)
+        if self.limit is not None:
+            data = data[: max(self.limit - self.written, 0)]
+        if data:
+            self._out.write(data)
+            self.written += len(data)
+        return size
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
 class LayerWriter:
     """Writes one layer tar to OUT. Call `add_*` in the order entries should appear (or
     `add_tree`, which orders a directory itself), then `close()`."""
 
     def __init__(self, out: BinaryIO, *, epoch: int | None = None, use_env_epoch: bool = True):
-        self._tf = tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
-        self._tf.copybufsize = CHUNK  # type: ignore[attr-defined]
+        self._out = _GoStyleEnd(out)
+        self._tf = tarfile.open(fileobj=self._out, mode="w|", format=tarfile.PAX_FORMAT)  # type: ignore[call-overload]
+        self._tf.copybufsize = CHUNK
         self.epoch = (
             epoch if epoch is not None else (source_date_epoch() if use_env_epoch else None)
         )
@@ -325,7 +350,9 @@ class LayerWriter:
         walk(base, "")
 
     def close(self) -> None:
-        self._tf.close()
+        if not self._tf.closed:
+            self._out.limit = self._tf.offset + 2 * tarfile.BLOCKSIZE
+            self._tf.close()
 
     def __enter__(self) -> LayerWriter:
         return self
