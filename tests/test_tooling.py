@@ -14,6 +14,7 @@ CORE = [
     "src/slimage/errors.py",
     "src/slimage/image.py",
     "src/slimage/mutate.py",
+    "src/slimage/streams.py",
     "src/slimage/oci",
     "src/slimage/layers",
     "src/slimage/store",

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from slimage import streams
 from slimage.bases.errors import HashMismatchError, RepositoryError
 
 USER_AGENT = "slimage-bases/1"
@@ -99,14 +100,6 @@ def file_sha256(path: Path) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
+    """`slimage.streams.atomic_write`, creating the cache directory first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    streams.atomic_write(path, data)

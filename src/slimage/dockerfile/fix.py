@@ -39,7 +39,6 @@ import difflib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +50,7 @@ from slimage.dockerfile.parser import parse, read_text
 from slimage.dockerfile.rules import facts, resolve_rule_id, shell
 from slimage.dockerfile.rules.base import LintContext, StageInfo, join_path
 from slimage.errors import SlimageError, UsageError
+from slimage.streams import atomic_write
 
 FIX_RULES = ("SL101", "SL103", "SL104", "SL106", "SL107", "SL111", "SL303")
 _MAX_PASSES = 6
@@ -837,19 +837,5 @@ def fix_file(
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    data = text.encode("utf-8", "surrogateescape")
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Replace the Dockerfile whole, keeping its permission bits."""
+    atomic_write(path, text.encode("utf-8", "surrogateescape"), mode=path.stat().st_mode & 0o7777)

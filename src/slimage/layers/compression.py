@@ -18,6 +18,7 @@ import zstandard
 from isal import igzip, isal_zlib
 
 from slimage.errors import InvalidImageError, UnsafeArchiveError
+from slimage.streams import ReadOnlyStream
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -45,7 +46,7 @@ def sniff(prefix: bytes) -> str:
     return "none"
 
 
-class _Peeked:
+class _Peeked(ReadOnlyStream):
     """A stream with some bytes already read from it pushed back in front."""
 
     def __init__(self, head: bytes, raw: BinaryIO):
@@ -68,14 +69,6 @@ class _Peeked:
         self.consumed += len(data)
         return data
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
     def close(self) -> None:
         self._raw.close()
 
@@ -92,7 +85,7 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-class _Capped:
+class _Capped(ReadOnlyStream):
     """Counts decompressed bytes and refuses a stream that behaves like a bomb."""
 
     def __init__(self, inner: BinaryIO, source: _Peeked, name: str, max_bytes: int, max_ratio: int):
@@ -122,14 +115,6 @@ class _Capped:
                 f"{self._name}: compression ratio over {self._max_ratio}:1 (refusing a bomb)"
             )
         return data
-
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
 
     def close(self) -> None:
         self._inner.close()

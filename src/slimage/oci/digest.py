@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import BinaryIO
 
 from slimage.errors import DigestMismatchError, InvalidImageError
+from slimage.streams import ReadOnlyStream
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -47,7 +48,7 @@ def chain_ids(diff_ids: Iterable[str]) -> list[str]:
     return out
 
 
-class VerifyingReader:
+class VerifyingReader(ReadOnlyStream):
     """Wraps a stream and raises DigestMismatchError at EOF if the bytes were not DIGEST.
 
     Used on every read from the store and from archives, so corruption surfaces at the
@@ -78,11 +79,6 @@ class VerifyingReader:
             self._finish()
         return data
 
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
     def _finish(self) -> None:
         if self._done:
             return
@@ -95,17 +91,8 @@ class VerifyingReader:
         if got != self._digest:
             raise DigestMismatchError(f"{self._name}: content is {got}, expected {self._digest}")
 
-    def readable(self) -> bool:
-        return True
-
     def close(self) -> None:
         self._raw.close()
-
-    def __enter__(self) -> VerifyingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def digest_stream(stream: BinaryIO) -> tuple[str, int]:

@@ -39,6 +39,7 @@ from slimage.oci import mediatypes as mt
 from slimage.oci.digest import VerifyingReader, hex_of, validate
 from slimage.oci.model import Index, Manifest, Platform, parse_manifest_or_index
 from slimage.store.refs import parse_reference
+from slimage.streams import atomic_write
 
 CHUNK = 1 << 20
 
@@ -291,16 +292,7 @@ class Store:
 
     # ------------------------------------------------------------------ refs
     def _atomic_write(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
 
     def _load_refs(self) -> dict[str, Any]:
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from slimage.errors import InvalidImageError, NotFoundError
+from slimage.streams import ReadOnlyStream
 
 CHUNK = 1 << 20
 
@@ -30,7 +31,7 @@ class Member:
     linkname: str = ""
 
 
-class SectionReader:
+class SectionReader(ReadOnlyStream):
     """A read-only stream over bytes [offset, offset+size) of a shared file descriptor."""
 
     def __init__(self, fd: int, offset: int, size: int, name: str = ""):
@@ -49,23 +50,6 @@ class SectionReader:
             raise InvalidImageError(f"{self._name}: truncated (file ends inside this member)")
         self._pos += len(data)
         return data
-
-    def readinto(self, buf: bytearray | memoryview) -> int:
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> SectionReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
 
 
 def _clean(name: str) -> str:
