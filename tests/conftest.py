@@ -11,6 +11,13 @@ import pytest
 from tests.support import testbed
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_default_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test writes to the real ~/.local/share/slimage: the default store (and its
+    caches) is a session temp dir unless a test picks its own with `store_root`."""
+    os.environ["SLIMAGE_HOME"] = str(tmp_path_factory.mktemp("default-store"))
+
+
 @pytest.fixture
 def store_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own SLIMAGE_HOME, so tests never see each other's images."""

@@ -236,3 +236,43 @@ def test_two_process_parsing_gives_the_same_report(
     assert single.layers == double.layers
     assert single.top_reclaimable == double.top_reclaimable
     assert (single.total_bytes, single.merged_bytes) == (double.total_bytes, double.merged_bytes)
+
+
+def test_unchanged_archive_is_not_hashed_twice_but_any_change_is_caught(
+    layered_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from slimage.fs import scan
+
+    monkeypatch.setenv("SLIMAGE_HOME", str(tmp_path / "store"))
+    archive = tmp_path / "copy.tar"
+    archive.write_bytes(layered_archive.read_bytes())
+    hashed: list[int] = []
+    real_run = scan._Hasher.run
+
+    def counting_run(self: scan._Hasher) -> None:
+        hashed.append(self.length)
+        real_run(self)
+
+    monkeypatch.setattr(scan._Hasher, "run", counting_run)
+    first = analyze_image(str(archive))
+    assert hashed and first.read_mode == "seek+verify"
+    hashed.clear()
+    again = analyze_image(str(archive))
+    assert hashed == []  # same inode, size, mtime and ctime: verified before
+    assert again.total_bytes == first.total_bytes
+
+    # Flip a byte inside the biggest layer and put the mtime back: ctime still moves.
+    target = open_target(str(archive))
+    biggest = max((s for s in target.slices if s is not None), key=lambda s: s.length)
+    st = archive.stat()
+    with open(archive, "r+b") as fh:
+        fh.seek(biggest.offset + biggest.length // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(Exception, match="expected sha256:|bad checksum"):
+        analyze_image(str(archive))
+    assert hashed  # it was hashed again

@@ -37,6 +37,8 @@ from slimage.fs.scan import Verifier, apply_records, is_plain_tar, parse_records
 from slimage.fs.tree import FILE, MergedTree
 from slimage.image import Image
 from slimage.oci.model import HistoryEntry
+from slimage.store.store import default_root
+from slimage.store.verified import VerifiedCache
 
 
 @dataclass
@@ -230,7 +232,7 @@ def _analyze(
     tree = MergedTree(on_waste=waste)
     sizes: list[int] = []
     modes: set[str] = set()
-    verifier = Verifier()
+    verifier = Verifier(VerifiedCache(default_root()))
     in_place: list[int] = []
     for i, layer in enumerate(image.layers):
         where = target.slices[i] if i < len(target.slices) else None

@@ -69,7 +69,8 @@ def register(sub: Any) -> None:
         "--no-verify",
         action="store_true",
         help="do not hash layers read in place from an archive or layout (faster; streamed "
-        "layers are always verified)",
+        "layers are always verified). Without it, a file verified before is not hashed again "
+        "while its inode, size, mtime and ctime are unchanged",
     )
     p.add_argument("--no-trunc", action="store_true", help="don't truncate CREATED BY")
     p.set_defaults(func=cmd_analyze)

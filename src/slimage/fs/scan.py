@@ -25,6 +25,7 @@ from slimage.errors import DigestMismatchError, InvalidImageError
 from slimage.image import Layer
 from slimage.layers.compression import sniff
 from slimage.layers.tarscan import CHUNK, OnEntry, TarEntry, TarScanner
+from slimage.store.verified import VerifiedCache
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class Verifier:
     on scanning: the hashing of an image's layers overlaps all of its header parsing, not
     just that of the same layer. `finish()` waits and raises the first mismatch."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: VerifiedCache | None = None) -> None:
+        self._cache = cache
         self._jobs: list[tuple[str, FileSlice, str]] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -91,6 +93,10 @@ class Verifier:
         self._interval: float | None = None
 
     def add(self, label: str, where: FileSlice, expected: str) -> None:
+        if self._cache is not None and self._cache.known(
+            where.path, where.offset, where.length, expected
+        ):
+            return  # these very bytes were verified before (see VerifiedCache)
         self._jobs.append((label, where, expected))
 
     def start(self, threads: int = 2) -> None:
@@ -121,6 +127,8 @@ class Verifier:
             except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
                 self._error = exc
                 return
+            if self._cache is not None:
+                self._cache.remember(where.path, where.offset, where.length, expected)
 
     def abort(self) -> None:
         """Stop after the layers being hashed now (the caller failed anyway)."""
