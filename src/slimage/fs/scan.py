@@ -5,19 +5,21 @@ Two ways to read a layer:
 - **In place.** When the layer is an uncompressed tar lying in a local file (a member of
   a `docker save` archive, a blob of an OCI layout), the scanner seeks from header to
   header and never reads file data it does not need. If the digest must be verified,
-  background threads hash the same byte ranges meanwhile (`Verifier`, for a whole image,
-  or one thread per layer); hashlib releases the GIL, so hashing and parsing really run at
-  once when a core is free. `parse_records` does the same scan in a worker process.
+  child processes hash the same byte ranges meanwhile (`Verifier`, for a whole image;
+  a thread for a single layer), so hashing and parsing really run at once when a core is
+  free. `parse_records` does the same scan in a worker process.
 - **Streaming.** Anything else (gzip/zstd blobs, the store) is decompressed and scanned
   in one pass through `Layer.open_tar()`, which verifies the diff_id at EOF.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import mmap
 import os
-import sys
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -80,17 +82,16 @@ class _Hasher(threading.Thread):
 
 
 class Verifier:
-    """Checks the digests of in-place layers on a background thread while the caller goes
-    on scanning: the hashing of an image's layers overlaps all of its header parsing, not
-    just that of the same layer. `finish()` waits and raises the first mismatch."""
+    """Checks the digests of in-place layers in child processes while the caller goes on
+    scanning: the hashing of an image's layers overlaps all of its header parsing, not
+    just that of the same layer. Processes, not threads: a thread hashing 8 MB windows
+    still queues for the GIL behind the pure-Python header parser, and on two cores that
+    cost about half the overlap. `finish()` waits and raises the first mismatch."""
 
     def __init__(self, cache: VerifiedCache | None = None) -> None:
         self._cache = cache
         self._jobs: list[tuple[str, FileSlice, str]] = []
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._error: BaseException | None = None
-        self._interval: float | None = None
+        self._children: list[tuple[int, int, list[tuple[str, FileSlice, str]]]] = []
 
     def add(self, label: str, where: FileSlice, expected: str) -> None:
         if self._cache is not None and self._cache.known(
@@ -99,61 +100,98 @@ class Verifier:
             return  # these very bytes were verified before (see VerifiedCache)
         self._jobs.append((label, where, expected))
 
-    def start(self, threads: int = 2) -> None:
-        # Largest layers first, shared by up to two threads: the biggest layer alone bounds
-        # the time when two cores are free.
-        self._jobs.sort(key=lambda job: -job[1].length)
-        n = max(1, min(threads, len(self._jobs), os.cpu_count() or 1))
-        if self._jobs:
-            # A hashing thread gives the GIL back after each window; with the default 5 ms
-            # switch interval it then waits that long for the parsing thread, which stalled
-            # it about half the time. 0.5 ms keeps it busy (restored by finish()).
-            self._interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._interval, 0.0005))
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
-        for t in self._threads:
-            t.start()
+    @property
+    def pending(self) -> int:
+        """Layers that will be hashed (those not verified before)."""
+        return len(self._jobs)
 
-    def _run(self) -> None:
-        while self._error is None:
-            with self._lock:
-                if not self._jobs:
-                    return
-                label, where, expected = self._jobs.pop(0)
-            hasher = _Hasher(where.path, where.offset, where.length)
-            hasher.run()
-            try:
-                _check(hasher, label, where, expected)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by finish()
-                self._error = exc
-                return
-            if self._cache is not None:
-                self._cache.remember(where.path, where.offset, where.length, expected)
+    def start(self, workers: int = 2) -> None:
+        if not self._jobs:
+            return
+        # Largest layers first, each to the least loaded worker.
+        self._jobs.sort(key=lambda job: -job[1].length)
+        n = max(1, min(workers, len(self._jobs), os.cpu_count() or 1))
+        bins: list[list[tuple[str, FileSlice, str]]] = [[] for _ in range(n)]
+        loads = [0] * n
+        for job in self._jobs:
+            i = loads.index(min(loads))
+            bins[i].append(job)
+            loads[i] += job[1].length
+        for jobs in bins:
+            rfd, wfd = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: hash, report one JSON list, leave at once
+                code = 0
+                try:
+                    os.close(rfd)
+                    out = []
+                    for _label, where, _expected in jobs:
+                        hasher = _Hasher(where.path, where.offset, where.length)
+                        hasher.run()
+                        err = None if hasher.error is None else str(hasher.error)
+                        out.append([hasher.digest, hasher.read, err])
+                    data = json.dumps(out).encode()
+                    while data:
+                        data = data[os.write(wfd, data) :]
+                except BaseException:  # noqa: BLE001 - the parent sees the missing report
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(wfd)
+            self._children.append((pid, rfd, jobs))
+        self._jobs = []
 
     def abort(self) -> None:
-        """Stop after the layers being hashed now (the caller failed anyway)."""
-        with self._lock:
-            self._jobs.clear()
+        """Stop hashing (the caller failed anyway)."""
+        for pid, _, _ in self._children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.finish(raise_error=False)
 
     def finish(self, *, raise_error: bool = True) -> None:
-        for t in self._threads:
-            t.join()
-        if self._interval is not None:
-            sys.setswitchinterval(self._interval)
-            self._interval = None
-        if self._error is not None and raise_error:
-            raise self._error
+        error: BaseException | None = None
+        children, self._children = self._children, []
+        for pid, rfd, jobs in children:
+            with os.fdopen(rfd, "rb") as fh:
+                raw = fh.read()
+            os.waitpid(pid, 0)
+            try:
+                results = json.loads(raw) if raw else None
+            except ValueError:
+                results = None
+            for n, (label, where, expected) in enumerate(jobs):
+                if error is not None:
+                    break
+                if results is None or n >= len(results):
+                    error = InvalidImageError(f"{label}: could not be verified (hashing failed)")
+                    break
+                digest, read, err = results[n]
+                try:
+                    _check_result(digest, read, err, label, where, expected)
+                except BaseException as exc:  # noqa: BLE001 - raised below
+                    error = exc
+                    break
+                if self._cache is not None:
+                    self._cache.remember(where.path, where.offset, where.length, expected)
+        if error is not None and raise_error:
+            raise error
 
 
 def _check(hasher: _Hasher, label: str, where: FileSlice, expected: str) -> None:
-    if hasher.error is not None:
-        raise InvalidImageError(f"{label}: read failed ({hasher.error})")
-    if hasher.read != where.length:
-        raise InvalidImageError(f"{label}: truncated, {hasher.read} of {where.length} bytes")
+    err = None if hasher.error is None else str(hasher.error)
+    _check_result(hasher.digest, hasher.read, err, label, where, expected)
+
+
+def _check_result(
+    digest: str, read: int, error: str | None, label: str, where: FileSlice, expected: str
+) -> None:
+    if error is not None:
+        raise InvalidImageError(f"{label}: read failed ({error})")
+    if read != where.length:
+        raise InvalidImageError(f"{label}: truncated, {read} of {where.length} bytes")
     # An uncompressed blob's digest is its diff_id.
-    if hasher.digest != expected:
-        raise DigestMismatchError(f"{label}: content is {hasher.digest}, expected {expected}")
+    if digest != expected:
+        raise DigestMismatchError(f"{label}: content is {digest}, expected {expected}")
 
 
 def is_plain_tar(where: FileSlice) -> bool:
