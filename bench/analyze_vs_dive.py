@@ -16,9 +16,10 @@ Commands, each run to completion, rounds alternating so load hits both alike:
     slimage analyze --ci FILE              (layers read in place, sha256 verified)
     slimage analyze --ci --no-verify FILE  (headers only, no digest check)
 Wall time, CPU time and peak RSS are the medians over rounds. Peak RSS is given twice:
-ru_maxrss from wait4 (the largest single process), and the sum over the tool's process tree
-sampled every 10 ms (slimage parses with a second process on images over 1 GB; dive is one
-process). Ratios use the summed figure. Both executables are resolved to the real
+ru_maxrss from wait4 (the largest single process), and the peak over time of the summed PSS
+of the tool's process tree, sampled every 10 ms (slimage hashes layers in forked children,
+which share their parent's pages: PSS splits shared pages between sharers, where summed
+RSS would count them twice; dive is one process). Ratios use the tree figure. Both executables are resolved to the real
 programs (not pyenv's bash shims). Before timing, each archive is read once so it is in
 the page cache for every tool.
 """
@@ -64,14 +65,15 @@ def slimage_command() -> list[str]:
 
 
 def _tree_rss_kb(pid: int) -> int:
-    """Sum of VmRSS over PID and its descendants (0 once gone)."""
+    """Sum of PSS over PID and its descendants (0 once gone). PSS, not RSS: a forked
+    child shares its parent's pages, and summing RSS would count those twice."""
     total = 0
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
                     break
             for task in Path(f"/proc/{p}/task").iterdir():
@@ -87,7 +89,7 @@ _SEEN_DIR = tempfile.mkdtemp(prefix="bench-analyze-seen-")
 
 
 def run(cmd: list[str]) -> tuple[float, float, int, int, str, int]:
-    """(wall s, cpu s, peak RSS KB, exit code, stdout, peak summed RSS KB of the process
+    """(wall s, cpu s, peak RSS KB, exit code, stdout, peak summed PSS KB of the process
     tree sampled every 10 ms) of one run. ru_maxrss alone would hide a worker process."""
     env = dict(os.environ)
     if cmd and cmd[0] in (FRESH_HOME, SEEN_HOME):
@@ -184,7 +186,7 @@ def table(label: str, path: Path, res: dict[str, dict]) -> str:
         "",
         f"`{path}` ({path.stat().st_size / 1e9:.2f} GB)",
         "",
-        "| tool | wall (s) | CPU (s) | peak RSS (MB) | tree RSS (MB) | wall / dive | RSS / dive | figures |",
+        "| tool | wall (s) | CPU (s) | peak RSS (MB) | tree PSS (MB) | wall / dive | PSS / dive | figures |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, r in res.items():

@@ -39,7 +39,7 @@ class FileSlice:
     length: int
 
 
-_WINDOW = 8 << 20
+_WINDOW = 2 << 20
 
 
 class _Hasher(threading.Thread):
