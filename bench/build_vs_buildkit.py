@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
+from common import slimage_command, user_env  # noqa: E402
+
 from tests.support import testbed  # noqa: E402
 
 DOCKER = "/usr/bin/docker"
@@ -64,9 +66,10 @@ def main() -> int:
     store = Store(store_root)
     for image in open_archive(testbed.saved_archive(base, "node8-bench")):
         ingest(store, image, tags=[base])
-    env_s = dict(os.environ, SLIMAGE_HOME=str(store_root))
+    env_s = user_env(SLIMAGE_HOME=str(store_root))
     env_d = dict(os.environ, DOCKER_BUILDKIT="1")
-    slim = ["slimage", "build", "-q", "-t", "bench-vanilla", str(ctx)]
+    slim_build = [*slimage_command(), "build"]
+    slim = [*slim_build, "-q", "-t", "bench-vanilla", str(ctx)]
     bk = [
         DOCKER,
         "build",
@@ -84,7 +87,7 @@ def main() -> int:
     cold_s, cold_b = [], []
     for _ in range(args.runs):
         cold_b.append(timed(bk[:2] + ["--no-cache"] + bk[2:], env_d))
-        cold_s.append(timed(slim[:2] + ["--no-cache"] + slim[2:], env_s))
+        cold_s.append(timed([*slim_build, "--no-cache", *slim[len(slim_build) :]], env_s))
     warm_s, warm_b = [], []
     for _ in range(args.runs * 3):
         warm_b.append(timed(bk, env_d))

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import slimage_command
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = ROOT / "tests" / "corpus" / "lint"
 TARGET = 0.2
@@ -41,14 +43,6 @@ def real_executable(name: str) -> str:
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     return found
-
-
-def slimage_command() -> list[str]:
-    """The installed `slimage` console script, run by this interpreter."""
-    script = Path(sys.executable).parent / "slimage"
-    if script.is_file():
-        return [sys.executable, str(script)]
-    return [sys.executable, "-m", "slimage.cli.main"]
 
 
 def timed(cmd: list[str]) -> tuple[float, float]:
