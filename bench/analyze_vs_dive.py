@@ -27,6 +27,7 @@ the page cache for every tool.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import platform
 import re
@@ -80,7 +81,9 @@ def _tree_rss_kb(pid: int) -> int:
 
 FRESH_HOME = "FRESH_HOME"  # first word of a tool: run it with a new, empty SLIMAGE_HOME
 SEEN_HOME = "SEEN_HOME"  # ...with a SLIMAGE_HOME kept across rounds (verification cached)
-_SEEN_DIR = tempfile.mkdtemp(prefix="bench-analyze-seen-")
+_HOMES = tempfile.mkdtemp(prefix="bench-analyze-")  # every SLIMAGE_HOME below, removed at exit
+atexit.register(shutil.rmtree, _HOMES, True)
+_SEEN_DIR = tempfile.mkdtemp(prefix="seen-", dir=_HOMES)
 
 
 def run(cmd: list[str]) -> tuple[float, float, int, int, str, int]:
@@ -89,7 +92,7 @@ def run(cmd: list[str]) -> tuple[float, float, int, int, str, int]:
     env = dict(os.environ)
     if cmd and cmd[0] in (FRESH_HOME, SEEN_HOME):
         env["SLIMAGE_HOME"] = (
-            tempfile.mkdtemp(prefix="bench-analyze-") if cmd[0] == FRESH_HOME else _SEEN_DIR
+            tempfile.mkdtemp(prefix="fresh-", dir=_HOMES) if cmd[0] == FRESH_HOME else _SEEN_DIR
         )
         cmd = cmd[1:]
     t0 = time.perf_counter()
