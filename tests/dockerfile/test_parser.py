@@ -489,13 +489,18 @@ def test_random_garbage_only_ever_raises_dockerfile_errors() -> None:
         "--mount=type=cache,target=/x", "--x", "--", "$A", "${A:-b}", "${", "}", "AS",
         "\r\n", "\xa0", "--interval=5s", "NONE", "--platform=$P",
     ]  # fmt: skip
+    outcomes = {"parsed": 0, "refused": 0}
     for _ in range(1500):
         text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 30)))
         for strict in (False, True):
             try:
                 stages(parse(text, strict=strict))
-            except SlimageError:
-                pass
+                outcomes["parsed"] += 1
+            except SlimageError as err:
+                assert "\n" not in str(err)  # one line, whatever the input
+                outcomes["refused"] += 1
+    # Any other exception fails the test; and the corpus must exercise both paths.
+    assert outcomes["parsed"] > 100 and outcomes["refused"] > 100, outcomes
 
 
 def test_line_over_64k_is_rejected_like_buildkit() -> None:

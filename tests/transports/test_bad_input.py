@@ -46,7 +46,9 @@ def store(tmp_path: Path) -> Path:
     return root
 
 
-def _refused(store: Path, archive: Path, *needles: str, env: dict[str, str] | None = None) -> str:
+def assert_refused(
+    store: Path, archive: Path, *needles: str, env: dict[str, str] | None = None
+) -> str:
     before = _state(store)
     if env:
         old = {k: os.environ.get(k) for k in env}
@@ -78,41 +80,41 @@ def _archive(tmp_path: Path, bad: bytes, **kw) -> Path:  # type: ignore[no-untyp
 
 def test_absolute_path(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar([E("/etc/cron.d/evil", data=b"* * * * * root sh\n")])
-    _refused(store, _archive(tmp_path, bad), "/etc/cron.d/evil", "absolute path")
+    assert_refused(store, _archive(tmp_path, bad), "/etc/cron.d/evil", "absolute path")
 
 
 def test_dotdot_component(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar([E("usr", "dir"), E("usr/../../escape.txt", data=b"x")])
-    _refused(store, _archive(tmp_path, bad), "usr/../../escape.txt", "'..'")
+    assert_refused(store, _archive(tmp_path, bad), "usr/../../escape.txt", "'..'")
 
 
 def test_write_through_symlink(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar(
         [E("cfg", "symlink", linkname="/etc"), E("cfg/shadow", data=b"root::0:0")]
     )
-    _refused(store, _archive(tmp_path, bad), "cfg/shadow", "through symlink 'cfg'")
+    assert_refused(store, _archive(tmp_path, bad), "cfg/shadow", "through symlink 'cfg'")
 
 
 def test_hardlink_escape(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar([E("h", "hardlink", linkname="../../../etc/shadow")])
-    _refused(store, _archive(tmp_path, bad), "'h'", "escapes")
+    assert_refused(store, _archive(tmp_path, bad), "'h'", "escapes")
 
 
 def test_hardlink_to_file_not_in_layer(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar([E("h", "hardlink", linkname="etc/shadow")])
-    _refused(store, _archive(tmp_path, bad), "'h'", "not earlier in this layer")
+    assert_refused(store, _archive(tmp_path, bad), "'h'", "not earlier in this layer")
 
 
 def test_hardlink_through_symlink(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar(
         [E("s", "symlink", linkname="/"), E("h", "hardlink", linkname="s/etc/shadow")]
     )
-    _refused(store, _archive(tmp_path, bad), "'h'", "through symlink 's'")
+    assert_refused(store, _archive(tmp_path, bad), "'h'", "through symlink 's'")
 
 
 def test_device_outside_dev(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar([E("tmp", "dir"), E("tmp/mem", "chardev", major=1, minor=1)])
-    _refused(store, _archive(tmp_path, bad), "tmp/mem", "chardev device outside dev/")
+    assert_refused(store, _archive(tmp_path, bad), "tmp/mem", "chardev device outside dev/")
 
 
 def test_device_inside_dev_is_fine(store: Path, tmp_path: Path) -> None:
@@ -123,7 +125,7 @@ def test_device_inside_dev_is_fine(store: Path, tmp_path: Path) -> None:
 
 def test_duplicate_entry(store: Path, tmp_path: Path) -> None:
     bad = imagekit.layer_tar([E("a.txt", data=b"1"), E("a.txt", data=b"2")])
-    _refused(store, _archive(tmp_path, bad), "a.txt", "duplicate entry")
+    assert_refused(store, _archive(tmp_path, bad), "a.txt", "duplicate entry")
 
 
 def _bomb_layer(size: int) -> tuple[bytes, str]:
@@ -179,14 +181,16 @@ def _archive_with_blob(tmp_path: Path, blob: bytes, diff_id: str) -> Path:
 def test_gzip_bomb_ratio(store: Path, tmp_path: Path) -> None:
     blob, diff_id = _bomb_layer(300 << 20)  # 300 MB of zeros -> ~300 kB
     assert len(blob) * 200 < (300 << 20)
-    _refused(store, _archive_with_blob(tmp_path, blob, diff_id), "compression ratio over", "bomb")
+    assert_refused(
+        store, _archive_with_blob(tmp_path, blob, diff_id), "compression ratio over", "bomb"
+    )
 
 
 def test_gzip_total_cap(store: Path, tmp_path: Path) -> None:
     data = os.urandom(3 << 20)  # incompressible: only the total cap can stop it
     layer = imagekit.layer_tar([E("random.bin", data=data)])
     blob = imagekit.compress(layer, "gzip")
-    _refused(
+    assert_refused(
         store,
         _archive_with_blob(tmp_path, blob, imagekit.sha(layer)),
         "decompresses to more than",
@@ -201,19 +205,19 @@ def test_truncated_archive(store: Path, tmp_path: Path) -> None:
     data = full.read_bytes()
     # cut inside the big layer.tar member
     cut.write_bytes(data[: data.index(b"big.bin") + 100_000])
-    _refused(store, cut, "truncated")
+    assert_refused(store, cut, "truncated")
 
 
 def test_truncated_compressed_layer(store: Path, tmp_path: Path) -> None:
     layer = imagekit.layer_tar([E("f.bin", data=os.urandom(100_000))])
     blob = imagekit.compress(layer, "gzip")[:50_000]
-    _refused(store, _archive_with_blob(tmp_path, blob, imagekit.sha(layer)), "truncated")
+    assert_refused(store, _archive_with_blob(tmp_path, blob, imagekit.sha(layer)), "truncated")
 
 
 def test_wrong_layer_digest(store: Path, tmp_path: Path) -> None:
     layer = imagekit.layer_tar([E("f.txt", data=b"real")])
     lie = "sha256:" + "ab" * 32
-    _refused(store, _archive_with_blob(tmp_path, layer, lie), lie)
+    assert_refused(store, _archive_with_blob(tmp_path, layer, lie), lie)
 
 
 def test_wrong_config_digest(store: Path, tmp_path: Path) -> None:
@@ -231,7 +235,7 @@ def test_wrong_config_digest(store: Path, tmp_path: Path) -> None:
                 m.size = len(raw)
                 f = io.BytesIO(raw)
             dst.addfile(m, f)
-    _refused(store, bad, "expected sha256:" + "cd" * 32)
+    assert_refused(store, bad, "expected sha256:" + "cd" * 32)
 
 
 def _pack_layout(layout: Path, out: Path) -> Path:
@@ -244,20 +248,24 @@ def _pack_layout(layout: Path, out: Path) -> Path:
 def test_missing_blob(store: Path, tmp_path: Path) -> None:
     layer = imagekit.layer_tar([E("x", data=b"x")])
     layout = imagekit.oci_layout_dir(tmp_path / "lay", [GOOD, layer], drop_blob=1)
-    _refused(store, _pack_layout(layout, tmp_path / "oci.tar"), imagekit.sha(layer), "missing")
+    assert_refused(
+        store, _pack_layout(layout, tmp_path / "oci.tar"), imagekit.sha(layer), "missing"
+    )
 
 
 def test_unknown_media_type(store: Path, tmp_path: Path) -> None:
     layout = imagekit.oci_layout_dir(
         tmp_path / "lay", [GOOD], layer_media_type="application/vnd.example.mystery"
     )
-    _refused(store, _pack_layout(layout, tmp_path / "oci.tar"), "application/vnd.example.mystery")
+    assert_refused(
+        store, _pack_layout(layout, tmp_path / "oci.tar"), "application/vnd.example.mystery"
+    )
 
 
 def test_not_an_archive(store: Path, tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"this is not a tar file at all" * 100)
-    _refused(store, junk)
+    assert_refused(store, junk)
 
 
 def test_import_refuses_a_hostile_rootfs(store: Path, tmp_path: Path) -> None:
