@@ -69,7 +69,66 @@ def cmd_build(args: argparse.Namespace) -> int:
             shutil.rmtree(private, ignore_errors=True)
 
 
+def _noop_check(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any] | None] | None:
+    """(root, key, recorded result or None) when this build may be answered by
+    `slimage.build.noop`; None when it has side effects beyond the store (outputs, --load,
+    an iidfile), reads secrets, takes the Dockerfile from stdin, or skips the cache."""
+    import os
+
+    if args.no_cache or args.output or args.load or args.iidfile or args.secret:
+        return None
+    if args.file == "-":
+        return None
+    dockerfile = args.file or os.path.join(args.context, "Dockerfile")
+    if not (os.path.isdir(args.context) and os.path.isfile(dockerfile)):
+        return None  # the builder gives the proper error
+    from slimage.build import noop
+    from slimage.store.paths import default_root
+
+    invocation = {
+        "dockerfile": os.path.abspath(dockerfile),
+        "tags": sorted(args.tag or []),
+        "target": args.target,
+        "build_args": _kv(args.build_arg, "--build-arg"),
+        "labels": _kv(args.label, "--label"),
+        "network": args.network,
+        "runtime": args.runtime,
+        "compression": args.compression,
+    }
+    root = default_root()
+    key = noop.invocation_key(invocation, args.context, dockerfile)
+    return root, key, noop.lookup(root, key, args.tag or [])
+
+
+def _print_result(args: argparse.Namespace, result: Any) -> None:
+    if args.json:
+        from slimage.cli.output import print_json
+
+        print_json(result)
+    elif args.quiet:
+        image_id = result["image_id"] if isinstance(result, dict) else result.image_id
+        sys.stdout.write(image_id + "\n")
+
+
 def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
+    import time
+
+    started = time.perf_counter()
+    check = _noop_check(args)
+    if check is not None and check[2] is not None:
+        hit = check[2]
+        hit.update(cached_steps=hit["steps"], seconds=round(time.perf_counter() - started, 3))
+        if not (args.quiet or args.json or args.progress == "quiet"):
+            err = sys.stderr
+            err.write("#1 nothing changed since the last identical build: every step CACHED\n")
+            err.write("#1 DONE 0.0s\n\n#2 exporting to image\n")
+            err.write(f"#2 writing image {hit['image_id']} done\n")
+            for tag in hit["tags"]:
+                err.write(f"#2 naming to {tag} done\n")
+            err.write("#2 DONE 0.0s\n")
+        _print_result(args, hit)
+        return 0
+
     from slimage.build.api import BuildOptions, build
 
     dockerfile = args.file
@@ -104,12 +163,16 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
             import os
 
             os.unlink(dockerfile)
-    if args.json:
-        from slimage.cli.output import print_json
+    if check is not None:
+        import dataclasses
 
-        print_json(result)
-    elif args.quiet:
-        sys.stdout.write(result.image_id + "\n")
+        from slimage.build import noop
+
+        root, key, _ = check
+        again = _noop_check(args)
+        if again is not None and again[1] == key:  # nothing changed while we built
+            noop.remember(root, key, args.tag or [], dataclasses.asdict(result))
+    _print_result(args, result)
     return 0
 
 

@@ -38,20 +38,11 @@ from slimage.errors import (
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import VerifyingReader, hex_of, validate
 from slimage.oci.model import Index, Manifest, Platform, parse_manifest_or_index
+from slimage.store.paths import default_root
 from slimage.store.refs import parse_reference
 from slimage.streams import atomic_write
 
 CHUNK = 1 << 20
-
-
-def default_root() -> Path:
-    env = os.environ.get("SLIMAGE_HOME")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
-    return Path(base) / "slimage"
 
 
 # Per process, per store root: the fd holding the shared "writer" lock (see
