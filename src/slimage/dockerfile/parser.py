@@ -85,33 +85,31 @@ def split_lines(text: str) -> list[str]:
     return out
 
 
+_GO_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+}
+
+
 def go_quote(s: str) -> str:
     """Go's strconv.Quote, used by BuildKit's `Node.Dump()` and its error messages."""
     out = ['"']
     for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
+        esc = _GO_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
         elif ch.isprintable():
             out.append(ch)
         else:
             c = ord(ch)
-            if ch == "\a":
-                out.append("\\a")
-            elif ch == "\b":
-                out.append("\\b")
-            elif ch == "\f":
-                out.append("\\f")
-            elif ch == "\n":
-                out.append("\\n")
-            elif ch == "\r":
-                out.append("\\r")
-            elif ch == "\t":
-                out.append("\\t")
-            elif ch == "\v":
-                out.append("\\v")
-            elif c < 0x20 or c == 0x7F:
+            if c < 0x20 or c == 0x7F:
                 out.append(f"\\x{c:02x}")
             elif 0xDC80 <= c <= 0xDCFF:  # an undecodable byte (surrogateescape)
                 out.append(f"\\x{c - 0xDC00:02x}")
