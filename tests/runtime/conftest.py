@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 from collections.abc import Iterator
 
-from tests.build.conftest import build_store, builder_ready  # noqa: F401  (fixtures)
+from tests.builder.conftest import build_store, builder_ready  # noqa: F401  (fixtures)
 
 # Several helpers' tests serve the seed app on localhost:3000; whoever binds it holds this.
 PORT_LOCK = "/tmp/slimage-port-3000.lock"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.build import standins
-from tests.build.conftest import cli_env, load_from_docker
+from tests.builder import standins
+from tests.builder.conftest import cli_env, load_from_docker
 from tests.runtime.conftest import port_3000
 from tests.support import testbed
 
@@ -188,7 +188,7 @@ def test_docker_built_vanilla_serves_under_slimage(build_store, vanilla_image: s
 def test_slimage_built_vanilla_serves_under_docker(
     build_store, tmp_path: Path, node8_image: str
 ) -> None:  # type: ignore[no-untyped-def]
-    from slimage.build import BuildOptions, build
+    from slimage.builder import BuildOptions, build
 
     ctx = standins.scenario_context(tmp_path, "Dockerfile")
     tag = "slimage-test/built-by-slimage:vanilla"
@@ -206,7 +206,7 @@ def test_slimage_built_vanilla_serves_under_docker(
 def test_distroless_has_no_shell_but_runs_node(
     build_store, tmp_path: Path, node8_image: str
 ) -> None:  # type: ignore[no-untyped-def]
-    from slimage.build import BuildOptions, build
+    from slimage.builder import BuildOptions, build
 
     ctx = standins.scenario_context(tmp_path, "Dockerfile.distroless")
     tag = "slimage-test/built-by-slimage:distroless"

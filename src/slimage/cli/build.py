@@ -1,4 +1,4 @@
-"""`slimage build`: docker build's flags over `slimage.build.build`.
+"""`slimage build`: docker build's flags over `slimage.builder.build`.
 
 Imports of the builder happen inside the handler, so a warm no-op rebuild pays only for
 what it uses: it is measured against BuildKit's no-op in bench/build_vs_buildkit.py.
@@ -71,7 +71,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def _noop_check(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any] | None] | None:
     """(root, key, recorded result or None) when this build may be answered by
-    `slimage.build.noop`; None when it has side effects beyond the store (outputs, --load,
+    `slimage.builder.noop`; None when it has side effects beyond the store (outputs, --load,
     an iidfile), reads secrets, takes the Dockerfile from stdin, or skips the cache."""
     import os
 
@@ -82,7 +82,7 @@ def _noop_check(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any] | No
     dockerfile = args.file or os.path.join(args.context, "Dockerfile")
     if not (os.path.isdir(args.context) and os.path.isfile(dockerfile)):
         return None  # the builder gives the proper error
-    from slimage.build import noop
+    from slimage.builder import noop
     from slimage.store.paths import default_root
 
     invocation = {
@@ -129,7 +129,7 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
         _print_result(args, hit)
         return 0
 
-    from slimage.build.api import BuildOptions, build
+    from slimage.builder.api import BuildOptions, build
 
     dockerfile = args.file
     if dockerfile == "-":
@@ -166,7 +166,7 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
     if check is not None:
         import dataclasses
 
-        from slimage.build import noop
+        from slimage.builder import noop
 
         root, key, _ = check
         again = _noop_check(args)

@@ -108,7 +108,7 @@ class Containers:
 
     # ------------------------------------------------------------------ run
     def run(self, opts: RunOptions) -> tuple[ContainerRecord, int]:
-        from slimage.build.rootfs import LayerDirs
+        from slimage.builder.rootfs import LayerDirs
         from slimage.store.images import open_image
 
         overlay.require_root("slimage run")
@@ -164,7 +164,7 @@ class Containers:
         try:
             lowers = LayerDirs(self.store).ensure_all(image.layers)
             overlay.mount_overlay(rootfs, lowers, cdir / "upper", cdir / "work")
-            from slimage.build.fsops import mkdir_p
+            from slimage.builder.fsops import mkdir_p
 
             mkdir_p(str(rootfs), plan.workdir)
             check_command(rootfs, plan.args, plan.env, name)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build.conftest import cli_env
+from tests.builder.conftest import cli_env
 from tests.support import testbed
 
 DEBIAN = testbed.DEBIAN_IMAGE
@@ -31,7 +31,7 @@ def _ctx(tmp: Path, dockerfile: str, files: dict[str, str] | None = None) -> Pat
 
 
 def _build(store, ctx: Path, **kw):  # type: ignore[no-untyped-def]
-    from slimage.build import BuildOptions, build
+    from slimage.builder import BuildOptions, build
 
     kw.setdefault("quiet", True)
     return build(BuildOptions(str(ctx), **kw), store=store)

@@ -1,4 +1,4 @@
-"""The no-op rebuild answered before the builder loads (slimage.build.noop): taken only
+"""The no-op rebuild answered before the builder loads (slimage.builder.noop): taken only
 when nothing the build could read has changed, and never when something has."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.build.conftest import cli_env
+from tests.builder.conftest import cli_env
 from tests.support import testbed
 
 FAST = "nothing changed since the last identical build"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.build import standins
+from tests.builder import standins
 from tests.support import testbed
 
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from slimage.build import history as hist
-from slimage.build.cache import BuildCache, CacheEntry, step_key
-from slimage.build.context import BuildContext
-from slimage.build.fsops import Copier, CopyOpts, mkdir_p, resolve_in_root
-from slimage.build.planner import PlannedStage
-from slimage.build.progress import Progress
+from slimage.builder import history as hist
+from slimage.builder.cache import BuildCache, CacheEntry, step_key
+from slimage.builder.context import BuildContext
+from slimage.builder.fsops import Copier, CopyOpts, mkdir_p, resolve_in_root
+from slimage.builder.planner import PlannedStage
+from slimage.builder.progress import Progress
 from slimage.dockerfile.expand import expand_word, expand_words
 from slimage.dockerfile.model import Instruction
 from slimage.errors import BuildError, ImageNotFoundError
@@ -35,7 +35,7 @@ from slimage.runtime.spec import DEFAULT_PATH, bind
 from slimage.store.store import Store
 
 if TYPE_CHECKING:
-    from slimage.build.rootfs import LayerDirs, Workspace
+    from slimage.builder.rootfs import LayerDirs, Workspace
     from slimage.image import Image, Layer
     from slimage.runtime.ocirun import OciRuntime
     from slimage.store.store import LayerInfo
@@ -74,7 +74,7 @@ class BuildSettings:
     def layerdirs(self) -> LayerDirs:
         """Unpacked layers and overlay workspaces: only needed once a step really runs."""
         if self._layerdirs is None:
-            from slimage.build.rootfs import LayerDirs
+            from slimage.builder.rootfs import LayerDirs
 
             self._layerdirs = LayerDirs(self.store)
         return self._layerdirs
@@ -860,7 +860,7 @@ class StageExecutor:
         key = step_key(st.key, "RUN", args, env_list, user, cwd, network, mount_key, script)
 
         def action(ws: Workspace) -> None:
-            from slimage.build.runner import RunRequest, run_in
+            from slimage.builder.runner import RunRequest, run_in
             from slimage.runtime.users import resolve_user
 
             u = resolve_user(ws.merged, user)
@@ -1054,7 +1054,7 @@ def _extract_archive(path: str, dest: str) -> None:
 
 
 def _glob_in_root(root: str, pattern: str) -> list[str]:
-    from slimage.build.context import _go_glob_regex, has_glob
+    from slimage.builder.context import _go_glob_regex, has_glob
 
     pat = posixpath.normpath("/" + pattern)
     if not has_glob(pat):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.build import fidelity, standins
+from tests.builder import fidelity, standins
 
-CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "build"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus" / "builds"
 SCENARIO = ["Dockerfile", "Dockerfile.multi-stage", "Dockerfile.distroless", "Dockerfile.alpine"]
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "Dockerfile").exists()) + [
     f"scenario:{d}" for d in SCENARIO
@@ -33,7 +33,7 @@ def _prepare(case: str, tmp: Path) -> tuple[Path, Path, dict]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_same_image_as_buildkit(case: str, build_store, tmp_path: Path, docker_engine: str) -> None:  # type: ignore[no-untyped-def]
-    from slimage.build import BuildOptions, build
+    from slimage.builder import BuildOptions, build
 
     ctx, dockerfile, spec = _prepare(case, tmp_path)
     tag = "slimage-fidelity/" + case.replace(":", "-").replace(".", "-").lower()

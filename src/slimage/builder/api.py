@@ -71,19 +71,19 @@ def _cleanup_on_signal() -> Iterator[None]:
         import sys
 
         # Nothing can be mounted or running unless these modules were loaded.
-        if "slimage.build.runner" in sys.modules:
-            sys.modules["slimage.build.runner"].kill_all()
-        if "slimage.build.rootfs" in sys.modules:
-            sys.modules["slimage.build.rootfs"].cleanup_all()
+        if "slimage.builder.runner" in sys.modules:
+            sys.modules["slimage.builder.runner"].kill_all()
+        if "slimage.builder.rootfs" in sys.modules:
+            sys.modules["slimage.builder.rootfs"].cleanup_all()
         signal.signal(signal.SIGTERM, old)
 
 
 def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
-    from slimage.build.cache import BuildCache
-    from slimage.build.context import BuildContext
-    from slimage.build.executor import BuildSettings, StageExecutor, StageState, rfc3339
-    from slimage.build.planner import plan
-    from slimage.build.progress import Progress
+    from slimage.builder.cache import BuildCache
+    from slimage.builder.context import BuildContext
+    from slimage.builder.executor import BuildSettings, StageExecutor, StageState, rfc3339
+    from slimage.builder.planner import plan
+    from slimage.builder.progress import Progress
     from slimage.dockerfile import parse_file
 
     t0 = time.monotonic()
@@ -94,7 +94,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
             "slimage build needs root (overlayfs mounts and runc); run it with sudo or as root"
         )
     if opts.outputs:
-        from slimage.build.outputs import check_outputs
+        from slimage.builder.outputs import check_outputs
 
         check_outputs(opts.outputs)  # a typo must not cost a whole build
     store = store or Store()
@@ -186,7 +186,7 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         progress.info(f"#{n} naming to {parse_reference(t).name} done")
     outputs: list[str] = []
     if opts.outputs or opts.load:
-        from slimage.build.outputs import export
+        from slimage.builder.outputs import export
 
         outputs = export(store, mdigest, opts.outputs, load=opts.load, tags=opts.tags)
         for o in outputs:
