@@ -7,7 +7,7 @@ import pytest
 
 from slimage.dockerfile import parse, stages
 from slimage.dockerfile.dump import dump
-from slimage.dockerfile.parser import heredocs_from_line, parse_heredoc
+from slimage.dockerfile.heredoc import HEREDOC_LEX, heredocs_from_line, parse_heredoc
 from slimage.errors import DockerfileError
 
 
@@ -390,7 +390,7 @@ def test_strict_mode_accepts_real_world_flags() -> None:
         "ARG BASE=debian\n"
         "FROM --platform=linux/amd64 ${BASE}:bookworm AS build\n"
         "RUN --mount=type=cache,target=/var/cache/apt --network=host --security=sandbox x\n"
-        "ADD --checksum=sha256:abc --chmod=644 --keep-git-dir=true --link https://x/y /y\n"
+        f"ADD --checksum=sha256:{'a' * 64} --chmod=644 --keep-git-dir=true --link https://x/y /y\n"
         "COPY --from=build --chown=1:1 --chmod=755 --link --parents --exclude=*.pyc a /b/\n"
         "HEALTHCHECK --interval=1m30s --timeout=3s --start-period=0s --retries=3 CMD true\n"
         "ARG --anything-goes X\n"
@@ -443,14 +443,12 @@ def test_heredoc_fast_path_agrees_with_the_full_lexer() -> None:
     must find exactly what the lexer-based path finds."""
     import random
 
-    from slimage.dockerfile import parser as p
-
     rng = random.Random(7)
     alphabet = ["<<", "<<-", "<", " ", "\t", "EOF", "a", "3", "-", ">", "\xa0", "\r", "<<  E"]
     for _ in range(5000):
         line = "RUN " + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 9)))
         fast = [(d.name, d.chomp, d.fd, d.expand) for d in heredocs_from_line(line)]
-        words = p._HEREDOC_LEX.process_words(line, {})
+        words = HEREDOC_LEX.process_words(line, {})
         slow = [(d.name, d.chomp, d.fd, d.expand) for w in words if (d := parse_heredoc(w))]
         assert fast == slow, line
 

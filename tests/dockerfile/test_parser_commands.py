@@ -13,7 +13,7 @@ from slimage.dockerfile.commands import (
     prepends_shell,
     sources_and_dest,
 )
-from slimage.dockerfile.mounts import MountError, mounts_of, parse_mount, ram_in_bytes
+from slimage.dockerfile.mounts import MountError, parse_mount, ram_in_bytes
 from slimage.errors import DockerfileError
 
 
@@ -112,11 +112,10 @@ def test_parse_mount_errors(spec: str, message: str) -> None:
         parse_mount(spec)
 
 
-def test_mounts_of_locates_errors() -> None:
-    df = parse("FROM a\nRUN --mount=type=nope,target=/x true\n", path="Df")
+def test_bad_mount_is_refused_while_typing_with_its_location() -> None:
     with pytest.raises(DockerfileError) as info:
-        mounts_of(df.instructions[1], path="Df")
-    assert str(info.value).startswith("Df:2:1: unsupported mount type")
+        parse("FROM a\nRUN --mount=type=nope,target=/x true\n", path="Df")
+    assert str(info.value).startswith("Df:2:5: unsupported mount type")
 
 
 def test_ram_in_bytes() -> None:

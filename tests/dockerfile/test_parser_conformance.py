@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from slimage.dockerfile import parse, parse_file
 from slimage.dockerfile.dump import dump
-from slimage.dockerfile.parser import parse, parse_file, read_text
+from slimage.dockerfile.parser import read_text
 from slimage.errors import DockerfileError
 from tests.dockerfile.conftest import BUILDKIT_CASES
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from slimage.dockerfile import parse
+from slimage.dockerfile import command_of, expand_args, parse
+from slimage.dockerfile.commands import CopyCommand, RunCommand
 from slimage.dockerfile.expand import (
     ExpansionError,
     ShellLex,
-    expand_args,
-    expand_flags,
     expand_heredoc,
     expand_word,
     expand_words,
@@ -160,7 +159,11 @@ def test_which_instructions_are_expanded() -> None:
         ["$PWD"],
     ]
     copy, run = df.instructions[9], df.instructions[10]
-    assert expand_flags(copy, env) == ["--chown=app:app", "--from=build"]
-    assert expand_flags(run, env) == ["--mount=type=cache,target=/home/.cache"]
+    # Flag values are expanded where the typed commands use them.
+    copy_cmd, run_cmd = command_of(copy, df), command_of(run, df)
+    assert isinstance(copy_cmd, CopyCommand) and isinstance(run_cmd, RunCommand)
+    assert expand_word(copy_cmd.chown or "", env) == "app:app" and copy_cmd.from_ == "build"
+    (mount,) = run_cmd.mounts(lambda v: expand_word(v, env))
+    assert (mount.type, mount.target) == ("cache", "/home/.cache")
     assert copy.heredocs[0].expand
     assert expand_heredoc(copy.heredocs[0].content, env) == "body /home\n"

@@ -90,11 +90,18 @@ def go_quote_rune(n: int) -> str:
 
 
 def healthcheck_text(health: Mapping[str, object]) -> str:
-    """`HEALTHCHECK %q` of *HealthConfig (Test, Interval, Timeout, StartPeriod, Retries)."""
+    """`HEALTHCHECK %q` of *HealthConfig (Test, Interval, Timeout, StartPeriod, Retries).
+
+    StartInterval is printed only when set: the Docker engines this is checked against
+    predate that field, and BuildKit's newer struct prints it between StartPeriod and
+    Retries."""
     raw_test = health.get("Test") or []
     test = q_list([str(t) for t in raw_test] if isinstance(raw_test, list) else [])
     parts = [test]
-    for key in ("Interval", "Timeout", "StartPeriod"):
+    keys = ["Interval", "Timeout", "StartPeriod"]
+    if health.get("StartInterval"):
+        keys.append("StartInterval")
+    for key in keys:
         parts.append(go_quote(go_duration(int(health.get(key) or 0))))  # type: ignore[call-overload]
     parts.append(go_quote_rune(int(health.get("Retries") or 0)))  # type: ignore[call-overload]
     return "HEALTHCHECK &{" + " ".join(parts) + "}"

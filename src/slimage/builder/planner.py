@@ -1,8 +1,11 @@
 """The stage graph: which stages a build needs, in which order.
 
-Stages are found from the FROM lines; a stage depends on the stage its FROM names and on
-every stage a `COPY --from` or `RUN --mount=from=` reads. Only the stages `--target` needs
-are built (BuildKit's pruning), each after the stages it depends on.
+Stages come from the frontend's one stage splitter (`slimage.dockerfile.stages`), so the
+builder, `lint` and `fix` see the same stages, bases and platforms; each instruction is
+typed (and checked) by `slimage.dockerfile.commands`. A stage depends on the stage its
+FROM names and on every stage a `COPY --from` or `RUN --mount=from=` reads. Only the
+stages `--target` needs are built (BuildKit's pruning), each after the stages it
+depends on.
 """
 
 from __future__ import annotations
@@ -10,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from slimage.dockerfile.expand import expand_word
+from slimage.dockerfile.commands import Command, CopyCommand, RunCommand, command_of
 from slimage.dockerfile.model import Dockerfile, Instruction
+from slimage.dockerfile.stages import global_arg_values, platform_args, stages
 from slimage.errors import BuildError, DockerfileError
 
 
@@ -20,9 +24,10 @@ class PlannedStage:
     index: int
     name: str | None
     base: str  # expanded; a stage name/index when `from_stage` is set
-    platform: str | None
+    platform: str | None  # FROM --platform, expanded
     from_inst: Instruction
     instructions: list[Instruction] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)  # `instructions`, typed
     from_stage: int | None = None
     deps: set[int] = field(default_factory=set)
 
@@ -36,54 +41,37 @@ class Plan:
     stages: list[PlannedStage]
     order: list[int]  # indexes of the stages to build, dependencies first
     target: int
+    # Each ARG declared before the first FROM -> its value (None: declared, no value).
     meta_args: dict[str, str | None]
-
-
-def _parse_kv_flags(text: str) -> dict[str, str]:
-    out = {}
-    for part in text.split(","):
-        k, _, v = part.partition("=")
-        out[k.strip().lower()] = v.strip()
-    return out
+    # BuildKit's automatic platform args, which an `ARG TARGETARCH` in a stage picks up.
+    platform_args: dict[str, str] = field(default_factory=dict)
 
 
 def plan(
     df: Dockerfile, *, target: str | None = None, build_args: Mapping[str, str] | None = None
 ) -> Plan:
     build_args = dict(build_args or {})
-    meta: dict[str, str | None] = {}
-    stages: list[PlannedStage] = []
-    for inst in df.instructions:
-        if inst.cmd == "from":
-            words = list(inst.value)
-            if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
-                raise DockerfileError(
-                    "FROM requires either one or three arguments",
-                    file=df.path,
-                    line=inst.start_line,
-                )
-            env = {k: v for k, v in meta.items() if v is not None}
-            base = expand_word(words[0], env, df.escape)
-            name = words[2].lower() if len(words) == 3 else None
-            plat = inst.flag("platform")
-            stages.append(PlannedStage(len(stages), name, base, plat, inst))
-        elif not stages:
-            if inst.cmd != "arg":
-                raise DockerfileError(
-                    f"no build stage in current context ({inst.keyword or inst.cmd.upper()} before FROM)",
-                    file=df.path,
-                    line=inst.start_line,
-                )
-            for word in inst.value:
-                k, eq, v = word.partition("=")
-                env = {a: b for a, b in meta.items() if b is not None}
-                meta[k] = build_args.get(k, expand_word(v, env, df.escape) if eq else None)
-        else:
-            stages[-1].instructions.append(inst)
-    if not stages:
-        raise DockerfileError("file with no instructions", file=df.path, line=1)
-
-    by_name = {s.name: s.index for s in stages if s.name}
+    target_stage = target.lower() if target else "default"
+    defaults = platform_args(target_stage=target_stage)
+    split = stages(df, build_args, defaults=defaults)
+    if not split:  # only a tree parsed without checks gets here (instructions, no FROM)
+        first = df.instructions[0]
+        raise DockerfileError(
+            "no build stage in current context", file=df.path, line=first.start_line, col=1
+        )
+    planned = [
+        PlannedStage(
+            st.index,
+            st.name,
+            st.base_expanded,
+            st.platform_expanded,
+            st.from_instruction,
+            list(st.instructions),
+            [command_of(inst, df) for inst in st.instructions],
+        )
+        for st in split
+    ]
+    by_name = {s.name: s.index for s in planned if s.name}
 
     def lookup(ref: str, before: int) -> int | None:
         low = ref.lower()
@@ -93,30 +81,24 @@ def plan(
             return int(low)
         return None
 
-    for s in stages:
+    for s in planned:
         idx = lookup(s.base, s.index)
         if idx is not None:
             s.from_stage = idx
             s.deps.add(idx)
-        for inst in s.instructions:
-            eff = inst.effective
-            if eff.cmd in ("copy", "add"):
-                src = eff.flag("from")
-                if src:
-                    dep = lookup(src, s.index)
-                    if dep is None and (src.lower() in by_name or src.isdigit()):
-                        raise BuildError(
-                            f"{df.path}:{inst.start_line}: stage {src!r} is not defined before it is used"
-                        )
+        for cmd in s.commands:
+            if isinstance(cmd, CopyCommand) and cmd.from_:
+                src = cmd.from_
+                dep = lookup(src, s.index)
+                if dep is None and (src.lower() in by_name or src.isdigit()):
+                    raise cmd.error(f"stage {src!r} is not defined before it is used", "--from")
+                if dep is not None:
+                    s.deps.add(dep)
+            elif isinstance(cmd, RunCommand):
+                for ref in cmd.mount_froms():
+                    dep = lookup(ref, s.index)
                     if dep is not None:
                         s.deps.add(dep)
-            if eff.cmd == "run":
-                for m in eff.flag_values("mount"):
-                    f = _parse_kv_flags(m)
-                    if f.get("from"):
-                        dep = lookup(f["from"], s.index)
-                        if dep is not None:
-                            s.deps.add(dep)
 
     if target:
         t = target.lower()
@@ -125,7 +107,7 @@ def plan(
         else:
             raise BuildError(f"target stage {target!r} could not be found")
     else:
-        tgt = len(stages) - 1
+        tgt = len(planned) - 1
     order: list[int] = []
     seen: set[int] = set()
 
@@ -133,9 +115,9 @@ def plan(
         if i in seen:
             return
         seen.add(i)
-        for d in sorted(stages[i].deps):
+        for d in sorted(planned[i].deps):
             visit(d)
         order.append(i)
 
     visit(tgt)
-    return Plan(stages, order, tgt, meta)
+    return Plan(planned, order, tgt, global_arg_values(df, build_args, defaults=defaults), defaults)

@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from slimage.dockerfile.model import Instruction
 from slimage.errors import SlimageError
 
 # Go's unicode.IsSpace: the Unicode White_Space property (Python's str.isspace() also
@@ -450,88 +449,3 @@ def expand_words(word: str, env: Mapping[str, str], escape: str = "\\") -> list[
 def expand_heredoc(content: str, env: Mapping[str, str]) -> str:
     """Expand a COPY/ADD heredoc body whose delimiter was unquoted (quotes stay literal)."""
     return ShellLex("\\", skip_process_quotes=True).process_word(content, env)
-
-
-# Instructions whose arguments BuildKit expands (their `Expand()` methods plus EXPOSE and
-# FROM in dockerfile2llb). CMD, ENTRYPOINT, RUN (except --mount values), SHELL,
-# HEALTHCHECK, MAINTAINER and ONBUILD are left for the shell or stored as written.
-EXPANDED_INSTRUCTIONS = frozenset(
-    {
-        "add",
-        "copy",
-        "env",
-        "label",
-        "arg",
-        "expose",
-        "from",
-        "stopsignal",
-        "user",
-        "volume",
-        "workdir",
-    }
-)
-_EXPANDED_FLAGS = {
-    "add": frozenset({"chown", "chmod", "checksum"}),
-    "copy": frozenset({"chown", "chmod"}),
-    "from": frozenset({"platform"}),
-}
-
-
-def expand_args(inst: Instruction, env: Mapping[str, str], escape: str = "\\") -> list[str]:
-    """`inst.value` after BuildKit's variable expansion, same shape as `value`.
-
-    ENV/LABEL triples keep their separator; `ARG k=v` expands key and value apart; EXPOSE
-    words may split into several; COPY/ADD heredoc sources (`<<EOF`) are left alone.
-    Instructions BuildKit does not expand come back unchanged."""
-    from slimage.dockerfile.parser import parse_heredoc
-
-    cmd = inst.cmd
-    value = inst.value
-    if cmd not in EXPANDED_INSTRUCTIONS:
-        return list(value)
-    lex = _DEFAULT_LEX if escape == "\\" else ShellLex(escape)
-    if cmd in ("env", "label"):
-        out = list(value)
-        for j in range(0, len(out) - 2, 3):
-            out[j] = lex.process_word(out[j], env)
-            out[j + 1] = lex.process_word(out[j + 1], env)
-        return out
-    if cmd == "arg":
-        out = []
-        for word in value:
-            key, eq, val = word.partition("=")
-            key = lex.process_word(key, env)
-            out.append(key + eq + lex.process_word(val, env) if eq else key)
-        return out
-    if cmd == "expose":
-        return [w for word in value for w in lex.process_words(word, env)]
-    if cmd in ("add", "copy") and not inst.json:
-        return [
-            word
-            if "<<" in word and parse_heredoc(word) is not None
-            else lex.process_word(word, env)
-            for word in value
-        ]
-    return [lex.process_word(word, env) for word in value]
-
-
-def expand_flags(inst: Instruction, env: Mapping[str, str], escape: str = "\\") -> list[str]:
-    """`inst.flags` with the values BuildKit expands: COPY/ADD --chown/--chmod (ADD
-    --checksum), FROM --platform, and each `key=value` field of RUN --mount."""
-    lex = _DEFAULT_LEX if escape == "\\" else ShellLex(escape)
-    names = _EXPANDED_FLAGS.get(inst.cmd, frozenset())
-    out: list[str] = []
-    for flag in inst.flags:
-        name, eq, val = flag.partition("=")
-        bare = name[2:]
-        if eq and bare in names:
-            out.append(name + "=" + lex.process_word(val, env))
-        elif eq and inst.cmd == "run" and bare == "mount":
-            fields = []
-            for field_ in val.split(","):
-                k, feq, v = field_.partition("=")
-                fields.append(k + "=" + lex.process_word(v, env) if feq else field_)
-            out.append(name + "=" + ",".join(fields))
-        else:
-            out.append(flag)
-    return out

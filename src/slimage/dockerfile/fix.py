@@ -44,9 +44,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slimage.dockerfile.expand import GO_SPACE
+from slimage.dockerfile.frontend import parse
 from slimage.dockerfile.lint import context
 from slimage.dockerfile.model import Dockerfile, Instruction
-from slimage.dockerfile.parser import parse, read_text
+from slimage.dockerfile.parser import read_text
 from slimage.dockerfile.rules import facts, resolve_rule_id, shell
 from slimage.dockerfile.rules.base import LintContext, StageInfo, join_path
 from slimage.errors import SlimageError, UsageError

@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from slimage.dockerfile.config import LintConfig
+from slimage.dockerfile.frontend import parse
 from slimage.dockerfile.model import Dockerfile, Instruction
-from slimage.dockerfile.parser import parse, read_text
+from slimage.dockerfile.parser import read_text
 from slimage.dockerfile.rules import RULES, Rule, resolve_rule_id
 from slimage.dockerfile.rules.base import LintContext, Severity, StageInfo
 from slimage.dockerfile.stages import stages as split_stages
@@ -68,46 +69,25 @@ class LintResult:
     error: DockerfileError | None = None
 
 
-def _raw_stages(
-    dockerfile: Dockerfile,
-) -> list[tuple[str | None, str, Instruction, list[Instruction]]]:
-    """Stages with bases as written: for Dockerfiles whose FROM needs a --build-arg."""
-    out: list[tuple[str | None, str, Instruction, list[Instruction]]] = []
-    for inst in dockerfile.instructions:
-        if inst.cmd == "from":
-            args = inst.value
-            name = args[2].lower() if len(args) == 3 and args[1].lower() == "as" else None
-            out.append((name, args[0] if args else "", inst, []))
-        elif out:
-            out[-1][3].append(inst)
-    return out
-
-
 def _stage_infos(dockerfile: Dockerfile, build_args: dict[str, str]) -> list[StageInfo]:
     infos: list[StageInfo] = []
     by_name: dict[str, StageInfo] = {}
-    try:
-        split = [
-            (st.name, st.base_expanded, st.from_instruction, st.instructions)
-            for st in split_stages(dockerfile, build_args)
-        ]
-    except DockerfileError:
-        # `ARG BASE` + `FROM ${BASE}` needs a build arg to build, but is fine to lint.
-        split = _raw_stages(dockerfile)
-    for index, (name, base, from_inst, insts) in enumerate(split):
+    # `ARG BASE` + `FROM ${BASE}` needs a build arg to build, but is fine to lint.
+    for st in split_stages(dockerfile, build_args, strict=False):
         info = StageInfo(
-            index=index,
-            name=name,
-            base=base,
-            from_inst=from_inst,
-            instructions=insts,
+            index=st.index,
+            name=st.name,
+            base=st.base_expanded,
+            from_inst=st.from_instruction,
+            instructions=st.instructions,
+            platform=st.platform_expanded,
         )
-        parent = by_name.get(base.lower())
+        parent = by_name.get(info.base.lower())
         if parent is not None:
             info.parent = parent
         infos.append(info)
-        if name is not None:
-            by_name.setdefault(name, info)
+        if st.name is not None:
+            by_name.setdefault(st.name, info)
     if infos:
         infos[-1].final = True
         for shipped in infos[-1].chain():

@@ -3,7 +3,9 @@
 The builder needs the typed mount (type, target, cache id, sharing, secret env, modes) and
 users need BuildKit's error messages for a bad spec, so this mirrors its rules: CSV
 fields, `key=value` with variables expanded per value, default read-only for bind/secret/
-ssh, and the per-type restrictions.
+ssh, and the per-type restrictions. It is the only `--mount` parser: the typed RUN
+command (`commands.RunCommand.mounts`) calls it with the stage's variables, and the
+planner reads `from=` through it.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from slimage.dockerfile.model import Instruction
-from slimage.errors import DockerfileError, SlimageError
+from slimage.errors import SlimageError
 
 MOUNT_TYPES = ("bind", "cache", "tmpfs", "secret", "ssh")
 SHARING_MODES = ("shared", "private", "locked")
@@ -78,14 +79,19 @@ def _uint(value: str, base: int) -> int:
     return n
 
 
-def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
-    """One `--mount` value -> Mount. `expand` substitutes variables in each value (the
-    builder passes the stage's env); without it, values are taken literally."""
+def mount_fields(spec: str) -> list[str]:
+    """The CSV fields of a `--mount` value (quotes let a value hold a comma)."""
     try:
         rows = list(csv.reader([spec], strict=True))
     except csv.Error as exc:
         raise MountError(f"failed to parse csv mounts: {exc}") from None
-    fields = rows[0] if rows else []
+    return rows[0] if rows else []
+
+
+def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
+    """One `--mount` value -> Mount. `expand` substitutes variables in each value (the
+    builder passes the stage's env); without it, values are taken literally."""
+    fields = mount_fields(spec)
     m = Mount()
     ro_auto = True
     for field in fields:
@@ -169,17 +175,3 @@ def parse_mount(spec: str, expand: Callable[[str], str] | None = None) -> Mount:
     if m.sharing and m.type != "cache":
         raise MountError(f"invalid cache sharing set for {m.type} mount")
     return m
-
-
-def mounts_of(
-    inst: Instruction, expand: Callable[[str], str] | None = None, *, path: str = "Dockerfile"
-) -> list[Mount]:
-    """Every `--mount` of a RUN instruction, errors located at the instruction."""
-    target = inst.effective
-    out = []
-    for spec in target.flag_values("mount"):
-        try:
-            out.append(parse_mount(spec, expand))
-        except MountError as exc:
-            raise DockerfileError(str(exc), file=path, line=inst.start_line, col=1) from None
-    return out

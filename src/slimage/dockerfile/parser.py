@@ -6,10 +6,10 @@ heredoc words found by its own lexer). Users expect `slimage build` to read a Do
 exactly as `docker build` does, so the quirks are reproduced rather than "fixed". The
 conformance test runs BuildKit's own parser test files through `dump.dump()`.
 
-Two layers, as in BuildKit: the raw parse (`strict=False`) is what
-`frontend/dockerfile/parser` accepts; `strict=True` (the default) also applies the checks
-of `frontend/dockerfile/instructions` (known instruction, known flags, argument counts),
-see `slimage.dockerfile.validate`.
+Two layers, as in BuildKit: this module is `frontend/dockerfile/parser` (text -> tree) and
+imports nothing above it. The checks of BuildKit's `instructions` package (known
+instruction, known flags and their values, argument counts) run while the tree is typed,
+in `slimage.dockerfile.commands`; `slimage.dockerfile.parse()` does both.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import json as _json
 import re
 from pathlib import Path
 
-from slimage.dockerfile.expand import GO_SPACE, ExpansionError, ShellLex
-from slimage.dockerfile.model import Directives, Dockerfile, Heredoc, Instruction, ParseWarning
+from slimage.dockerfile.expand import GO_SPACE, ExpansionError
+from slimage.dockerfile.heredoc import heredocs_from_line
+from slimage.dockerfile.model import Directives, Dockerfile, Instruction, ParseWarning
 from slimage.errors import DockerfileError
 
 # BuildKit's reWhitespace: only these five, not Unicode spaces.
 _WS_RE = re.compile(r"[\t\v\f\r ]+")
 # Go's \s is [\t\n\f\r ]; `$` without (?m) is end of text.
 _DIRECTIVE_RE = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)[\t\n\f\r ]*=[\t\n\f\r ]*(.+?)[\t\n\f\r ]*\Z")
-_HEREDOC_RE = re.compile(r"([0-9]*)<<(-?)[\t\n\f\r ]*([^<]*)\Z")
 _SPACE = frozenset(GO_SPACE)
 _WORD_RE = re.compile("[^" + GO_SPACE + "]+")
 _VALID_DIRECTIVES = frozenset({"syntax", "escape", "check"})
@@ -416,66 +416,6 @@ def node_from_line(line: str, esc: str, comments: list[str] | None = None) -> In
 
 
 # ---------------------------------------------------------------------------------------
-# Heredocs
-
-
-def parse_heredoc(word: str) -> Heredoc | None:
-    """`[fd]<<[-]NAME` -> Heredoc (content empty), None when `word` is not a heredoc."""
-    m = _HEREDOC_RE.match(word)
-    if m is None:
-        return None
-    rest = m.group(3)
-    if not rest:
-        return None
-    try:
-        fd = int(m.group(1)) if m.group(1) else 0
-    except ValueError:  # pragma: no cover - only digits reach here
-        fd = 0
-    chomp = m.group(2) == "-"
-    if not _NEEDS_LEXER.search(rest):
-        # Nothing the lexer would change: the word is the name, unquoted.
-        return Heredoc(name=rest, content="", expand=True, chomp=chomp, fd=fd)
-    lex = ShellLex("\\", skip_unset_env=True)
-    words = lex.process_words(rest, {})
-    if len(words) != 1:
-        return None
-    lex.raw_quotes = True
-    raw_words = lex.process_words(rest, {})
-    if len(raw_words) != len(words):
-        raise ExpansionError(f"internal lexing of heredoc produced inconsistent results: {rest}")
-    name = words[0]
-    raw = raw_words[0]
-    expand = name.count("'") + name.count('"') == raw.count("'") + raw.count('"')
-    return Heredoc(name=name, content="", expand=expand, chomp=chomp, fd=fd)
-
-
-_NEEDS_LEXER = re.compile("[\"'\\\\$<" + GO_SPACE + "]")
-_NEEDS_LEXER_LINE = re.compile("[\"'\\\\$]")
-_FAST_WORDS_RE = re.compile("(?:<<[\t\r ]*|[^" + GO_SPACE + "])+")
-_HEREDOC_LEX = ShellLex("\\", raw_quotes=True, raw_escapes=True, skip_unset_env=True)
-
-
-def heredocs_from_line(line: str) -> list[Heredoc]:
-    """Every heredoc word on a logical line, in order."""
-    if _NEEDS_LEXER_LINE.search(line) is None:
-        # Fast path, same words as the lexer: no quotes, escapes or `$`, so words are
-        # split on blanks, except that `<<` keeps the blanks right after it.
-        words = _FAST_WORDS_RE.findall(line)
-    else:
-        try:
-            words = _HEREDOC_LEX.process_words(line, {})
-        except ExpansionError:
-            return []
-    docs: list[Heredoc] = []
-    for word in words:
-        if "<<" in word:
-            doc = parse_heredoc(word)
-            if doc is not None:
-                docs.append(doc)
-    return docs
-
-
-# ---------------------------------------------------------------------------------------
 # The file-level parser
 
 
@@ -507,12 +447,11 @@ def _check_line_lengths(lines: list[str], path: str) -> None:
             )
 
 
-def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Dockerfile:
-    """Parse Dockerfile text.
+def parse(text: str, *, path: str = "Dockerfile") -> Dockerfile:
+    """Parse Dockerfile text into the tree BuildKit's parser alone accepts.
 
-    `strict` also applies BuildKit's instructions-layer checks (unknown instruction or
-    flag, argument counts, instruction before FROM); `strict=False` accepts what
-    BuildKit's parser alone accepts. Raises `DockerfileError` ("FILE:LINE:COL: msg").
+    Raises `DockerfileError` ("FILE:LINE:COL: msg"). Consumers that build, lint or fix
+    want `slimage.dockerfile.parse()`, which also types and checks every instruction.
     """
     lines = split_lines(text)
     n = len(lines)
@@ -671,7 +610,7 @@ def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Docker
     if not instructions:
         raise DockerfileError("file with no instructions", file=path, line=n, col=1 if n else 0)
 
-    dockerfile = Dockerfile(
+    return Dockerfile(
         path=path,
         text=text,
         directives=directives,
@@ -679,11 +618,6 @@ def parse(text: str, *, path: str = "Dockerfile", strict: bool = True) -> Docker
         warnings=warnings,
         _lines=lines,
     )
-    if strict:
-        from slimage.dockerfile.validate import validate
-
-        validate(dockerfile)
-    return dockerfile
 
 
 def read_text(path: str | Path) -> str:
@@ -699,6 +633,6 @@ def read_text(path: str | Path) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
-def parse_file(path: str | Path, *, strict: bool = True) -> Dockerfile:
-    """Read and parse a Dockerfile from disk."""
-    return parse(read_text(path), path=str(path), strict=strict)
+def parse_file(path: str | Path) -> Dockerfile:
+    """Read and parse a Dockerfile from disk (the raw tree, see `parse`)."""
+    return parse(read_text(path), path=str(path))

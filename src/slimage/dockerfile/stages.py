@@ -2,8 +2,9 @@
 
 BuildKit resolves `FROM ${BASE}` with the ARGs declared before the first FROM ("meta
 args"), the `--build-arg` values and the automatic platform args (`TARGETARCH`, ...);
-nothing declared inside a stage is visible there. The builder and the linter both need
-that exact view, so it lives here once.
+nothing declared inside a stage is visible there. The builder's planner, the linter and
+the fixer all need that exact view, so this is the only place that splits a Dockerfile
+into stages (they once had three splitters, and they disagreed).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import platform as _platform
 from collections.abc import Mapping
 
+from slimage.dockerfile.commands import arg_pairs
 from slimage.dockerfile.expand import ExpansionError, ShellLex
 from slimage.dockerfile.model import Dockerfile, Instruction, Stage
 from slimage.errors import DockerfileError
@@ -55,15 +57,6 @@ def global_args(dockerfile: Dockerfile) -> list[Instruction]:
     return out
 
 
-def arg_pairs(inst: Instruction) -> list[tuple[str, str | None]]:
-    """`ARG a b=1` -> [("a", None), ("b", "1")] (values still unexpanded, quotes kept)."""
-    out: list[tuple[str, str | None]] = []
-    for word in inst.value:
-        key, eq, value = word.partition("=")
-        out.append((key, value if eq else None))
-    return out
-
-
 def meta_args(
     dockerfile: Dockerfile,
     build_args: Mapping[str, str] | None = None,
@@ -92,6 +85,18 @@ def meta_args(
     return env
 
 
+def global_arg_values(
+    dockerfile: Dockerfile,
+    build_args: Mapping[str, str] | None = None,
+    *,
+    defaults: Mapping[str, str] | None = None,
+) -> dict[str, str | None]:
+    """Each ARG declared before the first FROM -> its value (None: declared, no value).
+    An `ARG X` inside a stage, without a default, takes this value (BuildKit)."""
+    env = meta_args(dockerfile, build_args, defaults=defaults)
+    return {key: env.get(key) for inst in global_args(dockerfile) for key, _ in arg_pairs(inst)}
+
+
 def _err(dockerfile: Dockerfile, inst: Instruction, message: str) -> DockerfileError:
     return DockerfileError(message, file=dockerfile.path, line=inst.start_line, col=1)
 
@@ -101,32 +106,48 @@ def stages(
     build_args: Mapping[str, str] | None = None,
     *,
     defaults: Mapping[str, str] | None = None,
+    strict: bool = True,
 ) -> list[Stage]:
-    """Split instructions into stages; bases expanded with meta ARGs and `build_args`."""
-    env = meta_args(dockerfile, build_args, defaults=defaults)
+    """Split instructions into stages; bases and platforms expanded with the meta ARGs,
+    the platform args (`defaults`, else this host's) and `build_args`.
+
+    `strict=False` is the linter's view: a base or platform that cannot be expanded (a
+    `FROM ${BASE}` that needs a --build-arg) is kept as written instead of refused."""
+    try:
+        env = meta_args(dockerfile, build_args, defaults=defaults)
+    except DockerfileError:
+        if strict:
+            raise
+        env = dict(platform_args() if defaults is None else defaults)
     lex = ShellLex(dockerfile.escape)
+
+    def expand(inst: Instruction, word: str, what: str) -> str:
+        try:
+            value = lex.process_word(word, env)
+        except ExpansionError as exc:
+            if strict:
+                raise _err(dockerfile, inst, str(exc)) from None
+            return word
+        if not value:
+            if strict:
+                raise _err(dockerfile, inst, what)
+            return word
+        return value
+
     out: list[Stage] = []
     for inst in dockerfile.instructions:
         if inst.cmd == "from":
             args = inst.value
             if not args:
-                raise _err(dockerfile, inst, "FROM requires either one or three arguments")
+                if strict:
+                    raise _err(dockerfile, inst, "FROM requires either one or three arguments")
+                args = [""]
             name = args[2].lower() if len(args) == 3 and args[1].lower() == "as" else None
-            try:
-                base = lex.process_word(args[0], env)
-            except ExpansionError as exc:
-                raise _err(dockerfile, inst, str(exc)) from None
-            if not base:
-                raise _err(dockerfile, inst, f"base name ({args[0]}) should not be blank")
+            base = expand(inst, args[0], f"base name ({args[0]}) should not be blank")
             plat = inst.flag("platform")
             plat_expanded = None
             if plat:
-                try:
-                    plat_expanded = lex.process_word(plat, env)
-                except ExpansionError as exc:
-                    raise _err(dockerfile, inst, str(exc)) from None
-                if not plat_expanded:
-                    raise _err(dockerfile, inst, f"empty platform value from expression {plat}")
+                plat_expanded = expand(inst, plat, f"empty platform value from expression {plat}")
             out.append(
                 Stage(
                     index=len(out),

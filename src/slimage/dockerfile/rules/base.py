@@ -109,6 +109,7 @@ class StageInfo:
     parent: StageInfo | None = None
     ships: bool = False  # its filesystem ends up in the final image
     final: bool = False
+    platform: str | None = None  # FROM --platform, expanded like the base
 
     @property
     def ref(self) -> str:
