@@ -82,6 +82,8 @@ def test_slimage_pulls_what_docker_pushed(
     assert store.resolve(ref) == pushed_digest
     manifest = store.manifest_for(pushed_digest)
     config = ImageConfig.parse(store.read_blob(manifest.config.digest))
-    # Every layer Docker compressed decompresses to the diff_id Docker recorded.
-    assert index_image_layers(store, manifest, config) == len(manifest.layers)
+    # Every layer Docker compressed decompresses to the diff_id Docker recorded: pull
+    # checked and recorded each one already, so there is nothing left to index.
+    assert all(store.layer_info(d) is not None for d in config.diff_ids)
+    assert index_image_layers(store, manifest, config) == 0
     assert store.layer_info(config.diff_ids[0]).size > 1_000_000

@@ -177,9 +177,10 @@ class _Ctx:
 
 
 def _store() -> Any:
+    from slimage.cli.session import store_root
     from slimage.store.store import Store
 
-    return Store()
+    return Store(store_root())
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
@@ -213,21 +214,25 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from slimage.store.images import open_image
     from slimage.transports.registry.names import RemoteRef
-    from slimage.transports.registry.push import push
+    from slimage.transports.sinks import open_sink
 
     rref = RemoteRef.parse(args.name)
+    store = _store()
+    image = open_image(store, args.name)
     if not (args.quiet or args.json):
         print(f"The push refers to repository [{rref.ref.repository}]", flush=True)
     with _progress_for(args, pulling=False) as progress:
-        report = push(
-            _store(),
-            args.name,
+        sink = open_sink(
+            f"docker://{args.name}",
+            store,
             insecure=args.insecure,
             jobs=args.jobs,
             chunk_size=args.chunk_size,
             progress=progress,
         )
+        report = sink.write(image).steps[0]
     if args.json:
         print_json(report)
     elif not args.quiet:
@@ -322,7 +327,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--verify-layers",
         action="store_true",
-        help="also decompress each new layer now to check its diff_id and record its size",
+        help="kept for compatibility: every pulled layer is now always checked (safe "
+        "entries, diff_id) before the image is tagged, as load does",
     )
     _add_transfer_flags(p)
     p.set_defaults(func=cmd_pull)

@@ -25,7 +25,8 @@ def sha256_digest(data: bytes) -> str:
 def validate(digest: str, *, what: str = "digest") -> str:
     """Refuse anything but a well-formed sha256 digest; it is used to build file paths."""
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
-        raise InvalidImageError(f"invalid {what}: {digest!r} (expected sha256:<64 hex>)")
+        shown = repr(digest) if len(repr(digest)) <= 100 else repr(digest)[:96] + "...'"
+        raise InvalidImageError(f"invalid {what}: {shown} (expected sha256:<64 hex>)")
     return digest
 
 

@@ -15,8 +15,102 @@ from typing import Any
 from slimage.errors import InvalidImageError, UnsupportedMediaTypeError
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import sha256_digest, validate
+from slimage.oci.safejson import load_json
 
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------- field types
+#
+# Every document here comes from outside (an archive, a layout, a registry, a store that
+# another tool may have written). Docker and containerd decode them into typed Go
+# structs, so a field of the wrong type makes them refuse the document; we do the same,
+# once, at parse time, so that no later reader meets `"Env": "PATH=/x"` (iterated as
+# characters) or `"created": 12345` (crashing a listing). The message names the document
+# (WHAT: the file or blob, given by the caller) and the field path.
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _wrong(what: str, path: str, expected: str, value: object) -> InvalidImageError:
+    return InvalidImageError(f"{what}: {path} must be {expected}, not {_kind(value)}")
+
+
+def _key(k: str, width: int = 60) -> str:
+    """A hostile string as shown in a message: quoted, escaped, never multi-line, short."""
+    text = repr(k)
+    return text if len(text) <= width else text[: width - 4] + "...'"
+
+
+def _obj(value: object, what: str, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong(what, path, "an object", value)
+    return value
+
+
+def _opt_str(d: dict[str, Any], key: str, what: str, path: str) -> str | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, str):
+        raise _wrong(what, f"{path}{key}", "a string", value)
+    return value
+
+
+def _opt_bool(d: dict[str, Any], key: str, what: str, path: str) -> None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise _wrong(what, f"{path}{key}", "true or false", value)
+
+
+def _opt_int(d: dict[str, Any], key: str, what: str, path: str) -> None:
+    value = d.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise _wrong(what, f"{path}{key}", "an integer", value)
+
+
+def _opt_obj(d: dict[str, Any], key: str, what: str, path: str) -> dict[str, Any] | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise _wrong(what, f"{path}{key}", "an object", value)
+    return value
+
+
+def _opt_str_list(d: dict[str, Any], key: str, what: str, path: str) -> list[str] | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _wrong(what, f"{path}{key}", "a list of strings", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _wrong(what, f"{path}{key}[{i}]", "a string", item)
+    return value
+
+
+def _opt_str_map(d: dict[str, Any], key: str, what: str, path: str) -> dict[str, str] | None:
+    value = d.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _wrong(what, f"{path}{key}", "an object of strings", value)
+    for k, v in value.items():
+        if not isinstance(v, str):
+            raise _wrong(what, f"{path}{key}[{_key(k)}]", "a string", v)
+    return value
 
 
 @dataclass(frozen=True)
@@ -40,8 +134,15 @@ class Platform:
         return cls("linux", arch, "v8" if arch == "arm64" else None)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Platform:
-        return cls(d.get("os", ""), d.get("architecture", ""), d.get("variant"))
+    def from_dict(
+        cls, d: dict[str, Any], what: str = "descriptor", path: str = "platform"
+    ) -> Platform:
+        d = _obj(d, what, path)
+        return cls(
+            _opt_str(d, "os", what, f"{path}.") or "",
+            _opt_str(d, "architecture", what, f"{path}.") or "",
+            _opt_str(d, "variant", what, f"{path}.") or None,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"architecture": self.architecture, "os": self.os}
@@ -70,23 +171,32 @@ class Descriptor:
     urls: tuple[str, ...] | None = None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Descriptor:
-        try:
-            digest = validate(d["digest"])
-            size = int(d["size"])
-            media_type = str(d.get("mediaType", ""))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidImageError(f"malformed descriptor {d!r}") from exc
+    def from_dict(cls, d: Any, what: str = "manifest", path: str = "descriptor") -> Descriptor:
+        """A descriptor with every field type-checked: `size` must be a JSON integer
+        (Go's int64; "12" and 12.0 are refused as Docker refuses them), `annotations` a
+        map of strings, `urls` a list of strings, `platform` an object of strings."""
+        d = _obj(d, what, path)
+        p = f"{path}."
+        digest = d.get("digest")
+        if not isinstance(digest, str):
+            raise _wrong(what, f"{p}digest", "a string", digest)
+        validate(digest, what=f"{what}: {p}digest")
+        size = d.get("size")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise _wrong(what, f"{p}size", "an integer", size)
         if size < 0:
-            raise InvalidImageError(f"descriptor {digest} has negative size")
+            raise InvalidImageError(f"{what}: {p}size: descriptor {digest} has negative size")
+        media_type = _opt_str(d, "mediaType", what, p) or ""
+        annotations = _opt_str_map(d, "annotations", what, p)
+        urls = _opt_str_list(d, "urls", what, p)
         plat = d.get("platform")
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
-            annotations=d.get("annotations") or None,
-            platform=Platform.from_dict(plat) if isinstance(plat, dict) else None,
-            urls=tuple(d["urls"]) if d.get("urls") else None,
+            annotations=annotations or None,
+            platform=Platform.from_dict(plat, what, f"{p}platform") if plat is not None else None,
+            urls=tuple(urls) if urls else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,16 +214,15 @@ class Descriptor:
         return out
 
 
-def _load_json(data: bytes, what: str) -> dict[str, Any]:
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise InvalidImageError(f"{what} is {len(data)} bytes, over the 4 MiB limit")
-    try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidImageError(f"{what} is not valid JSON: {exc}") from exc
+def _load_json(data: bytes, what: str, max_bytes: int = MAX_MANIFEST_BYTES) -> dict[str, Any]:
+    obj = load_json(data, what, max_bytes=max_bytes)
     if not isinstance(obj, dict):
         raise InvalidImageError(f"{what} is not a JSON object")
     return obj
+
+
+def _media_type(obj: dict[str, Any], what: str) -> str | None:
+    return _opt_str(obj, "mediaType", what, "")
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -136,25 +245,34 @@ class Manifest:
         return sha256_digest(self.raw)
 
     @classmethod
-    def parse(cls, raw: bytes, media_type: str | None = None) -> Manifest:
-        obj = _load_json(raw, "manifest")
-        declared = obj.get("mediaType") or media_type or mt.OCI_MANIFEST
+    def parse(cls, raw: bytes, media_type: str | None = None, what: str = "manifest") -> Manifest:
+        return cls._from_obj(raw, _load_json(raw, what), media_type, what)
+
+    @classmethod
+    def _from_obj(
+        cls, raw: bytes, obj: dict[str, Any], media_type: str | None, what: str
+    ) -> Manifest:
+        declared = _media_type(obj, what) or media_type or mt.OCI_MANIFEST
         if declared not in mt.MANIFESTS:
-            raise UnsupportedMediaTypeError(f"unsupported manifest media type {declared!r}")
-        if obj.get("schemaVersion") != 2:
-            raise InvalidImageError(
-                f"unsupported manifest schemaVersion {obj.get('schemaVersion')!r}"
+            raise UnsupportedMediaTypeError(
+                f"unsupported manifest media type {_key(declared, 100)}"
             )
+        version = obj.get("schemaVersion")
+        if not isinstance(version, int) or isinstance(version, bool) or version != 2:
+            raise InvalidImageError(f"unsupported manifest schemaVersion {version!r}"[:200])
         if not isinstance(obj.get("config"), dict) or not isinstance(obj.get("layers"), list):
-            raise InvalidImageError("manifest lacks config or layers")
-        config = Descriptor.from_dict(obj["config"])
-        layers = [Descriptor.from_dict(d) for d in obj["layers"]]
+            raise InvalidImageError(f"{what} lacks config or layers")
+        config = Descriptor.from_dict(obj["config"], what, "config")
+        layers = [
+            Descriptor.from_dict(d, what, f"layers[{i}]") for i, d in enumerate(obj["layers"])
+        ]
         for layer in layers:
             if layer.media_type not in mt.LAYERS:
                 raise UnsupportedMediaTypeError(
-                    f"layer {layer.digest} has unknown media type {layer.media_type!r}"
+                    f"layer {layer.digest} has unknown media type {_key(layer.media_type, 100)}"
                 )
-        return cls(raw, declared, config, layers, obj.get("annotations") or {})
+        annotations = _opt_str_map(obj, "annotations", what, "") or {}
+        return cls(raw, declared, config, layers, annotations)
 
     @classmethod
     def build(
@@ -191,14 +309,21 @@ class Index:
         return sha256_digest(self.raw)
 
     @classmethod
-    def parse(cls, raw: bytes, media_type: str | None = None) -> Index:
-        obj = _load_json(raw, "index")
-        declared = obj.get("mediaType") or media_type or mt.OCI_INDEX
+    def parse(cls, raw: bytes, media_type: str | None = None, what: str = "index") -> Index:
+        return cls._from_obj(raw, _load_json(raw, what), media_type, what)
+
+    @classmethod
+    def _from_obj(cls, raw: bytes, obj: dict[str, Any], media_type: str | None, what: str) -> Index:
+        declared = _media_type(obj, what) or media_type or mt.OCI_INDEX
         if declared not in mt.INDEXES:
-            raise UnsupportedMediaTypeError(f"unsupported index media type {declared!r}")
+            raise UnsupportedMediaTypeError(f"unsupported index media type {_key(declared, 100)}")
         if not isinstance(obj.get("manifests"), list):
-            raise InvalidImageError("index lacks a manifests list")
-        return cls(raw, declared, [Descriptor.from_dict(d) for d in obj["manifests"]])
+            raise InvalidImageError(f"{what} lacks a manifests list")
+        _opt_str_map(obj, "annotations", what, "")
+        manifests = [
+            Descriptor.from_dict(d, what, f"manifests[{i}]") for i, d in enumerate(obj["manifests"])
+        ]
+        return cls(raw, declared, manifests)
 
     @classmethod
     def build(cls, manifests: list[Descriptor]) -> Index:
@@ -224,15 +349,20 @@ class Index:
         raise InvalidImageError(f"no manifest for platform {want} (available: {have})")
 
 
-def parse_manifest_or_index(raw: bytes, media_type: str | None = None) -> Manifest | Index:
-    """Sniff the document kind from its mediaType field, falling back to its shape."""
-    obj = _load_json(raw, "manifest")
-    kind = obj.get("mediaType") or media_type
+def parse_manifest_or_index(
+    raw: bytes, media_type: str | None = None, what: str = "manifest"
+) -> Manifest | Index:
+    """Sniff the document kind from its mediaType field, falling back to its shape.
+    The bytes are parsed once (through the bounded reader) and type-checked."""
+    obj = _load_json(raw, what)
+    kind = _media_type(obj, what) or media_type
     if kind in mt.INDEXES or (kind is None and "manifests" in obj):
-        return Index.parse(raw, kind)
+        return Index._from_obj(raw, obj, kind, what)
     if kind in mt.MANIFESTS or (kind is None and "layers" in obj):
-        return Manifest.parse(raw, kind)
-    raise UnsupportedMediaTypeError(f"unsupported manifest media type {kind!r}")
+        return Manifest._from_obj(raw, obj, kind, what)
+    raise UnsupportedMediaTypeError(
+        f"unsupported manifest media type {_key(kind, 100) if kind else None}"
+    )
 
 
 @dataclass
@@ -246,10 +376,10 @@ class HistoryEntry:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> HistoryEntry:
         return cls(
-            created=d.get("created"),
-            created_by=d.get("created_by", ""),
-            comment=d.get("comment", ""),
-            author=d.get("author", ""),
+            created=d.get("created") or None,
+            created_by=d.get("created_by") or "",
+            comment=d.get("comment") or "",
+            author=d.get("author") or "",
             empty_layer=bool(d.get("empty_layer", False)),
         )
 
@@ -268,6 +398,91 @@ class HistoryEntry:
         return out
 
 
+_TOP_STRINGS = (
+    "created",
+    "author",
+    "architecture",
+    "os",
+    "os.version",
+    "variant",
+    "comment",
+    "parent",
+    "container",
+    "docker_version",
+)
+_RUNTIME_STRINGS = (
+    "User",
+    "WorkingDir",
+    "StopSignal",
+    "Hostname",
+    "Domainname",
+    "Image",
+    "MacAddress",
+)
+_RUNTIME_STRSLICES = ("Cmd", "Entrypoint", "Shell")  # Docker's strslice: string or list
+_RUNTIME_STRLISTS = ("Env", "OnBuild")
+_RUNTIME_BOOLS = (
+    "ArgsEscaped",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "NetworkDisabled",
+)
+_RUNTIME_OBJECTS = ("ExposedPorts", "Volumes", "Healthcheck")
+_HISTORY_STRINGS = ("created", "created_by", "author", "comment")
+
+
+def _check_runtime(cfg: dict[str, Any], what: str, path: str) -> None:
+    p = f"{path}."
+    for key in _RUNTIME_STRINGS:
+        _opt_str(cfg, key, what, p)
+    for key in _RUNTIME_STRSLICES:
+        if isinstance(cfg.get(key), str):
+            cfg[key] = [cfg[key]]
+        _opt_str_list(cfg, key, what, p)
+    for key in _RUNTIME_STRLISTS:
+        _opt_str_list(cfg, key, what, p)
+    for key in _RUNTIME_BOOLS:
+        _opt_bool(cfg, key, what, p)
+    for key in _RUNTIME_OBJECTS:
+        _opt_obj(cfg, key, what, p)
+    _opt_str_map(cfg, "Labels", what, p)
+    _opt_int(cfg, "StopTimeout", what, p)
+    health = cfg.get("Healthcheck")
+    if health:
+        _opt_str_list(health, "Test", what, f"{p}Healthcheck.")
+
+
+def _check_config(data: dict[str, Any], what: str) -> None:
+    """The type rules of `ImageConfig.parse` (see there for what is refused and why)."""
+    for key in _TOP_STRINGS:
+        _opt_str(data, key, what, "")
+    for key in ("config", "container_config"):
+        runtime = _opt_obj(data, key, what, "")
+        if runtime is not None:
+            _check_runtime(runtime, what, key)
+    rootfs = data.get("rootfs")
+    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
+        raise InvalidImageError(f"{what} lacks rootfs.diff_ids")
+    _opt_str(rootfs, "type", what, "rootfs.")
+    for i, d in enumerate(rootfs["diff_ids"]):
+        if not isinstance(d, str):
+            raise _wrong(what, f"rootfs.diff_ids[{i}]", "a digest string", d)
+        validate(d, what=f"{what}: rootfs.diff_ids[{i}]")
+    history = data.get("history")
+    if history is not None:
+        if not isinstance(history, list):
+            raise _wrong(what, "history", "a list", history)
+        for i, entry in enumerate(history):
+            _obj(entry, what, f"history[{i}]")
+            for key in _HISTORY_STRINGS:
+                _opt_str(entry, key, what, f"history[{i}].")
+            _opt_bool(entry, "empty_layer", what, f"history[{i}].")
+
+
 @dataclass
 class ImageConfig:
     """The image config blob. `data` is the full JSON, kept whole so nothing is lost."""
@@ -276,13 +491,27 @@ class ImageConfig:
     data: dict[str, Any]
 
     @classmethod
-    def parse(cls, raw: bytes) -> ImageConfig:
-        data = _load_json(raw, "image config")
-        rootfs = data.get("rootfs")
-        if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
-            raise InvalidImageError("image config lacks rootfs.diff_ids")
-        for d in rootfs["diff_ids"]:
-            validate(d, what="diff_id")
+    def parse(cls, raw: bytes, what: str = "image config") -> ImageConfig:
+        """Parse and type-check a config, as Docker's typed decoding would.
+
+        Refused (InvalidImageError naming WHAT and the field): any field slimage reads
+        that has the wrong JSON type: `created` not a string, `Env: "PATH=/x"`,
+        `history` not a list of objects, `config` not an object, `Labels` values not
+        strings, `rootfs.diff_ids` not digests. Docker's `docker load` refuses all of
+        these too ("cannot unmarshal ... into Go struct field").
+
+        Tolerated, the way Docker tolerates them:
+        - `Cmd`, `Entrypoint` and `Shell` given as one string: Docker's strslice type
+          accepts that and means a one-element list, so the parsed view holds
+          `[string]` (the raw bytes, and so the image ID, are untouched);
+        - null for any optional field (Go leaves the zero value);
+        - a `created` string that is not RFC 3339: it cannot break anything, so listings
+          show no time for it rather than hiding the image (Docker would refuse it at
+          load, but an image already in a store should stay listable and removable);
+        - fields slimage does not read, of any type: they are kept, never interpreted.
+        """
+        data = _load_json(raw, what, MAX_CONFIG_BYTES)
+        _check_config(data, what)
         return cls(raw, data)
 
     @classmethod

@@ -362,10 +362,9 @@ def token_url(realm: str, service: str | None, scopes: list[str]) -> str:
 
 def parse_token_response(body: bytes, realm: str) -> tuple[str, float]:
     """(token, lifetime seconds) from a token server's JSON answer."""
-    try:
-        obj = json.loads(body)
-    except ValueError:
-        raise AuthError(f"token server {realm} returned invalid JSON") from None
+    from slimage.oci.safejson import load_json  # bounded: the token server is remote input
+
+    obj = load_json(body, f"token server {realm}", max_bytes=1 << 20, error=AuthError)
     if not isinstance(obj, dict):
         raise AuthError(f"token server {realm} returned invalid JSON")
     token = obj.get("token") or obj.get("access_token")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import random
 import socket
@@ -29,6 +28,7 @@ from typing import Any
 
 from slimage import __version__
 from slimage.errors import AuthError, RegistryError
+from slimage.oci.safejson import load_json
 from slimage.transports.registry import auth as _auth
 from slimage.transports.registry.auth import Credentials, TokenCache, redact
 
@@ -62,6 +62,47 @@ class RegistryHTTPError(RegistryError):
 
 class TransientError(RegistryError):
     """Retryable failure that survived every retry."""
+
+
+class DeadlineError(RegistryError):
+    """A request (headers and body) took longer than its overall deadline. Not retried:
+    a server that trickles bytes will trickle them again."""
+
+
+class BodyTooLargeError(RegistryError):
+    """A response body over the limit its reader set (a manifest over 4 MiB, ...)."""
+
+
+class _Deadline:
+    """The overall time limit of one request, enforced from outside the reading thread.
+
+    A per-read socket timeout cannot bound a request: a server that sends one byte every
+    few seconds satisfies every read and never finishes. So a timer cuts the connection
+    (shutdown, which wakes a thread blocked in recv or send) when the budget is spent,
+    and the reader turns the resulting EOF or socket error into `DeadlineError`."""
+
+    def __init__(self, conn: Any, seconds: float, what: str):
+        self.conn = conn
+        self.seconds = seconds
+        self.what = what
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.expired = True
+        with contextlib.suppress(Exception):
+            self.conn.sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def error(self) -> DeadlineError:
+        return DeadlineError(
+            f"{self.what}: no complete answer within {self.seconds:g} s "
+            "(the registry is too slow or stalled; SLIMAGE_REGISTRY_TIMEOUT sets the limit)"
+        )
 
 
 def _env_float(name: str, default: float) -> float:
@@ -112,7 +153,15 @@ ProgressFn = Callable[[int], None]
 class Response:
     """An HTTP response bound to the pooled connection it came on."""
 
-    def __init__(self, transport: Transport, origin: Origin, conn: Any, raw: Any, url: str):
+    def __init__(
+        self,
+        transport: Transport,
+        origin: Origin,
+        conn: Any,
+        raw: Any,
+        url: str,
+        deadline: _Deadline | None = None,
+    ):
         self._transport = transport
         self._origin = origin
         self._conn = conn
@@ -120,6 +169,24 @@ class Response:
         self.status: int = raw.status
         self.url = url
         self._released = False
+        self._deadline = deadline
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.expired:
+            self.close()
+            raise self._deadline.error()
+
+    def read1(self, n: int) -> bytes:
+        """At most one recv of the body (see `_download`); b"" at its end. Raises
+        `DeadlineError` when the request's deadline cut the connection."""
+        try:
+            data = self.raw.read1(n)
+        except BaseException:
+            self._check_deadline()
+            raise
+        if not data:
+            self._check_deadline()
+        return data
 
     def header(self, name: str, default: str = "") -> str:
         return self.raw.getheader(name, default) or default
@@ -129,13 +196,29 @@ class Response:
         declared = self.header("Content-Length")
         if declared.isdigit() and int(declared) > limit:
             self.close(reuse=False)
-            raise RegistryError(
+            raise BodyTooLargeError(
                 f"{what} is {int(declared)} bytes, over the {limit // (1024 * 1024)} MiB limit"
             )
-        data = self.raw.read(limit + 1)
+        try:
+            data = self.raw.read(limit + 1)
+        except (OSError, http.client.HTTPException) as exc:
+            # A stall (the per-read timeout), a reset, a body cut short: one line, not a
+            # traceback; the deadline says so when it was the cause.
+            self._check_deadline()
+            self.close()
+            partial = getattr(exc, "partial", None)
+            got = f" after {len(partial)} bytes" if isinstance(partial, bytes) else ""
+            raise RegistryError(
+                f"{what}: the connection failed while reading the body{got} "
+                f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})"
+            ) from None
+        self._check_deadline()
         if len(data) > limit:
             self.close(reuse=False)
-            raise RegistryError(f"{what} is over the {limit // (1024 * 1024)} MiB limit")
+            raise BodyTooLargeError(f"{what} is over the {limit // (1024 * 1024)} MiB limit")
+        if declared.isdigit() and len(data) < int(declared):
+            self.close()
+            raise RegistryError(f"{what}: the body ended after {len(data)} of {declared} bytes")
         self.release()
         return data
 
@@ -144,6 +227,11 @@ class Response:
         if self._released:
             return
         self._released = True
+        if self._deadline is not None:
+            self._deadline.cancel()
+            if self._deadline.expired:
+                self._transport.checkin(self._origin, self._conn, False)
+                return
         reuse = False
         if not self.raw.will_close:
             try:
@@ -158,6 +246,8 @@ class Response:
         if self._released:
             return
         self._released = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         with contextlib.suppress(Exception):
             self.raw.close()
         self._transport.checkin(self._origin, self._conn, False)
@@ -175,9 +265,26 @@ class Response:
 class Transport:
     """Keep-alive connections per origin, shared safely between worker threads."""
 
-    def __init__(self, *, insecure_hosts: Iterable[str] = (), timeout: float | None = None):
+    def __init__(
+        self,
+        *,
+        insecure_hosts: Iterable[str] = (),
+        timeout: float | None = None,
+        deadline: float | None = None,
+        min_rate: float | None = None,
+    ):
         self.insecure_hosts = {_auth.normalize_host(h) for h in insecure_hosts}
+        # Per socket operation (connect, one recv, one send).
         self.timeout = timeout if timeout is not None else _env_float("SLIMAGE_HTTP_TIMEOUT", 60)
+        # Per request, headers and body: DEADLINE seconds, plus the time the expected
+        # body takes at MIN_RATE bytes/s, so a large layer on a slow link still finishes
+        # and a trickling server is still cut off.
+        self.deadline = (
+            deadline if deadline is not None else _env_float("SLIMAGE_REGISTRY_TIMEOUT", 300)
+        )
+        self.min_rate = (
+            min_rate if min_rate is not None else _env_float("SLIMAGE_REGISTRY_MIN_RATE", 100_000)
+        )
         self._idle: dict[Origin, list[Any]] = {}
         self._contexts: dict[bool, ssl.SSLContext] = {}
         self._busy: set[Any] = set()
@@ -261,31 +368,50 @@ class Transport:
         headers: dict[str, str],
         body: Body = None,
         progress: ProgressFn | None = None,
+        expect: int = 0,
     ) -> Response:
-        """One request on a pooled connection. A stale pooled connection is replaced once."""
+        """One request on a pooled connection. A stale pooled connection is replaced once.
+
+        The request gets an overall deadline (see `_Deadline`): `self.deadline` seconds
+        plus the body sent and the EXPECTed response bytes at `self.min_rate`."""
         origin = Origin.of(url)
         parts = urllib.parse.urlsplit(url)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
+        sending = len(body) if isinstance(body, bytes) else body.length if body else 0
+        budget = self.deadline + (sending + max(expect, 0)) / max(self.min_rate, 1.0)
         for attempt in (0, 1):
             conn, reused = self.checkout(origin)
+            deadline = _Deadline(conn, budget, f"{method} {strip_query(url)}")
             try:
                 self.requests += 1
                 self._write_request(conn, method, target, origin, headers, body, progress)
                 raw = conn.getresponse()
             except TRANSIENT_ERRORS:
+                deadline.cancel()
                 with contextlib.suppress(Exception):
                     conn.close()
+                self._checkin_dead(conn)
+                if deadline.expired:
+                    raise deadline.error() from None
                 if reused and attempt == 0:
                     continue  # the keep-alive connection died while idle; not a real failure
                 raise
             except BaseException:
+                deadline.cancel()
                 with contextlib.suppress(Exception):
                     conn.close()
+                self._checkin_dead(conn)
+                if deadline.expired:
+                    raise deadline.error() from None
                 raise
-            return Response(self, origin, conn, raw, url)
+            return Response(self, origin, conn, raw, url, deadline)
         raise AssertionError("unreachable")
+
+    def _checkin_dead(self, conn: Any) -> None:
+        with self._lock:
+            self._busy.discard(conn)
 
     @staticmethod
     def _write_request(
@@ -360,8 +486,8 @@ def error_from_response(resp: Response, what: str) -> RegistryHTTPError:
     except (OSError, http.client.HTTPException):
         body = b""
     resp.close()
-    with contextlib.suppress(ValueError, TypeError, AttributeError, IndexError):
-        obj = json.loads(body)
+    with contextlib.suppress(RegistryError, TypeError, AttributeError, IndexError, KeyError):
+        obj = load_json(body, "error body", max_bytes=1 << 16, error=RegistryError)
         err = (obj.get("errors") or [{}])[0]
         code = str(err.get("code") or "")
         detail = str(err.get("message") or "")
@@ -583,12 +709,13 @@ class RegistryClient:
         body: Body,
         progress: ProgressFn | None = None,
         retry: bool = True,
+        expect: int = 0,
     ) -> Response:
         attempts = self.retries + 1 if retry else 1
         last_exc: BaseException | None = None
         for attempt in range(attempts):
             try:
-                resp = self.transport.send(method, url, headers, body, progress)
+                resp = self.transport.send(method, url, headers, body, progress, expect)
             except ssl.SSLError:
                 raise
             except ConnectionRefusedError:
@@ -624,9 +751,11 @@ class RegistryClient:
         progress: ProgressFn | None = None,
         follow_redirects: bool = True,
         retry: bool = True,
+        expect: int = 0,
     ) -> Response:
         """An authenticated request with retries on 429/5xx/dropped connections, and
-        redirects followed (for GET/HEAD) without leaking Authorization to other hosts."""
+        redirects followed (for GET/HEAD) without leaking Authorization to other hosts.
+        EXPECT (the size of the body wanted, when known) stretches the deadline."""
         url = self.url(path)
         home = Origin.of(url)
         hdrs = dict(headers or {})
@@ -639,7 +768,7 @@ class RegistryClient:
                 if authz:
                     send_headers["Authorization"] = authz
             try:
-                resp = self._send_retrying(method, url, send_headers, body, progress, retry)
+                resp = self._send_retrying(method, url, send_headers, body, progress, retry, expect)
             except ssl.SSLCertVerificationError as exc:
                 raise RegistryError(
                     f"{Origin.of(url).netloc}: TLS certificate not trusted ({exc.verify_message})"

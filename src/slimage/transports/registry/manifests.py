@@ -15,14 +15,17 @@ from slimage.errors import (
     DigestMismatchError,
     ImageNotFoundError,
     InvalidImageError,
-    RegistryError,
     SlimageError,
     UnsupportedMediaTypeError,
 )
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import sha256_digest
 from slimage.oci.model import MAX_MANIFEST_BYTES, Index, Manifest, parse_manifest_or_index
-from slimage.transports.registry.client import RegistryClient, error_from_response
+from slimage.transports.registry.client import (
+    BodyTooLargeError,
+    RegistryClient,
+    error_from_response,
+)
 
 ACCEPT = ", ".join([mt.OCI_INDEX, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST])
 SCHEMA1 = (
@@ -59,8 +62,8 @@ def fetch_manifest(
     claimed = resp.header("Docker-Content-Digest").strip()
     try:
         raw = resp.read_all(MAX_MANIFEST_BYTES, f"{where}: manifest")
-    except RegistryError as exc:
-        raise InvalidImageError(str(exc)) from None
+    except BodyTooLargeError as exc:
+        raise InvalidImageError(str(exc)) from None  # the document is bad, not the link
     digest = sha256_digest(raw)
     if reference.startswith("sha256:") and digest != reference:
         raise DigestMismatchError(f"{where}: manifest content is {digest}, expected {reference}")
@@ -82,8 +85,10 @@ def _parse(raw: bytes, served_type: str, where: str) -> tuple[str, Manifest | In
     if served_type and hint is None and served_type not in ("application/json", "text/plain"):
         raise UnsupportedMediaTypeError(f"{where}: unknown manifest media type {served_type!r}")
     try:
-        doc = parse_manifest_or_index(raw, hint)
+        doc = parse_manifest_or_index(raw, hint, f"{where}: manifest")
     except SlimageError as exc:
+        if str(exc).startswith(where):
+            raise
         raise type(exc)(f"{where}: {exc}") from None
     if hint and doc.media_type != hint and doc.media_type in KNOWN:
         raise InvalidImageError(

@@ -31,6 +31,7 @@ from slimage.errors import (
 )
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
+from slimage.store.paths import default_root
 from slimage.store.refs import parse_reference
 from slimage.store.store import Store
 from slimage.transports.registry import seen
@@ -80,7 +81,7 @@ def _download(
                 raise Cancelled()
             have = writer.size
             headers = {"Range": f"bytes={have}-"} if have else {}
-            resp = client.request("GET", path, headers=headers)
+            resp = client.request("GET", path, headers=headers, expect=desc.size - have)
             if resp.status == 206 and have:
                 start = resp.header("Content-Range").removeprefix("bytes ").split("-", 1)[0]
                 if start.strip() != str(have):
@@ -109,7 +110,7 @@ def _download(
                         raise Cancelled()
                     # read1: at most one recv, so a reset loses nothing already read
                     # (a buffered readinto can fill part of the buffer, then raise).
-                    data = resp.raw.read1(CHUNK)
+                    data = resp.read1(CHUNK)  # DeadlineError once the request's time is up
                     if not data:
                         break
                     writer.write(data)
@@ -162,7 +163,7 @@ def _fetch_small_blob(
 ) -> bytes:
     if desc.size > MAX_CONFIG_BYTES:
         raise InvalidImageError(f"{where}: config blob is {desc.size} bytes; refusing")
-    if store.has_blob(desc.digest):
+    if store.claim(desc.digest):  # held against gc and rollbacks until add_image
         blob.action = SKIPPED
         return store.read_blob(desc.digest)
     _download(client, store, repository, desc, blob, NullProgress(), threading.Event(), where)
@@ -210,10 +211,49 @@ def pull(
     jobs: int = DEFAULT_JOBS,
     progress: ProgressSink | None = None,
     tag: bool = True,
-    index_layers: bool = False,
+    index_layers: bool = True,
     client: RegistryClient | None = None,
 ) -> TransferReport:
-    """Pull REFERENCE (`[docker://]host/repo[:tag|@digest]`) into STORE."""
+    """Pull REFERENCE (`[docker://]host/repo[:tag|@digest]`) into STORE.
+
+    Every layer passes the same check `load` applies (`slimage.layers.safety` while the
+    tar is scanned, and its diff_id against the config) before the manifest is stored
+    and the tag written: a registry is just another untrusted source, and a layer that
+    `load` would refuse must not become an image that `images` or `run` trip over later.
+    On any failure the blobs this pull wrote are removed again (`Store.rollback`: never
+    one another process claimed or an image uses), so a refused pull leaves no ref, no
+    image and no orphan blob. INDEX_LAYERS is accepted for compatibility and ignored:
+    the check is no longer optional."""
+    written: list[str] = []
+    try:
+        return _pull(
+            store,
+            reference,
+            platform=platform,
+            insecure=insecure,
+            jobs=jobs,
+            progress=progress,
+            tag=tag,
+            client=client,
+            written=written,
+        )
+    except BaseException:
+        store.rollback(written)
+        raise
+
+
+def _pull(
+    store: Store,
+    reference: str,
+    *,
+    platform: Platform | None,
+    insecure: Iterable[str],
+    jobs: int,
+    progress: ProgressSink | None,
+    tag: bool,
+    client: RegistryClient | None,
+    written: list[str],
+) -> TransferReport:
     started = time.monotonic()
     rref = RemoteRef.parse(reference)
     progress = progress or NullProgress()
@@ -229,9 +269,12 @@ def pull(
         manifest.config.digest, manifest.config.size, manifest.config.media_type, "config"
     )
     report.blobs.append(config_report)
-    config = ImageConfig.parse(
-        _fetch_small_blob(client, store, rref.repository, manifest.config, config_report, where)
+    config_raw = _fetch_small_blob(
+        client, store, rref.repository, manifest.config, config_report, where
     )
+    if config_report.action == DOWNLOADED:
+        written.append(manifest.config.digest)
+    config = ImageConfig.parse(config_raw, what=f"{where}: config {manifest.config.digest}")
     if len(config.diff_ids) != len(manifest.layers):
         raise InvalidImageError(
             f"{where}: manifest has {len(manifest.layers)} layers but the config lists "
@@ -255,7 +298,7 @@ def pull(
             )
         blob = BlobReport(desc.digest, desc.size, desc.media_type, "layer")
         report.blobs.append(blob)
-        if desc.digest in seen_digests or store.has_blob(desc.digest):
+        if desc.digest in seen_digests or store.claim(desc.digest):
             blob.action = SKIPPED
             progress.begin(blob)
             progress.end(blob)
@@ -265,17 +308,21 @@ def pull(
 
     cancel = threading.Event()
 
+    diff_of = dict(zip((d.digest for d in manifest.layers), config.diff_ids, strict=True))
+
     def work(desc: Descriptor, blob: BlobReport) -> None:
         progress.begin(blob)
         _download(client, store, rref.repository, desc, blob, progress, cancel, where)
+        written.append(desc.digest)
         blob.action = DOWNLOADED
+        _check_layer(store, desc, diff_of[desc.digest], where)  # in parallel, as it lands
         progress.end(blob)
 
     todo.sort(key=lambda t: -t[0].size)  # big first: the longest transfer sets the pace
     run_all(work, todo, jobs, cancel, client.transport.abort)
 
-    if index_layers:
-        index_image_layers(store, manifest, config)
+    for desc, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
+        _check_layer(store, desc, diff_id, where)  # the ones already here: instant if indexed
     store.put_bytes(raw, report.digest)
     tags = [rref.ref.name] if tag and not (rref.ref.digest and not rref.ref.tag) else []
     store.add_image(report.digest, tags=tags, added=_now())
@@ -294,6 +341,18 @@ def pull(
         else f"Image is up to date for {rref.display}"
     )
     return report
+
+
+def _check_layer(store: Store, desc: Descriptor, diff_id: str, where: str) -> None:
+    """The ingest-time layer check `load` uses, on a blob already in the store: unsafe
+    entries, a diff_id that is not the config's, a corrupt stream. Its message gains the
+    reference, so it names the image, the layer and the entry."""
+    from slimage.store.images import index_stored_layer
+
+    try:
+        index_stored_layer(store, desc, diff_id)
+    except InvalidImageError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
 
 
 def _now() -> str:
@@ -352,6 +411,6 @@ def open_docker_ref(
     store, then read from there, so every command gets verified, cached layers."""
     from slimage.store.images import open_image
 
-    store = store or Store()
+    store = store or Store(default_root())
     report = pull(store, ref, platform=platform, insecure=insecure, progress=progress)
     return open_image(store, report.digest, platform=platform)
