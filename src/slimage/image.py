@@ -9,13 +9,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from slimage.errors import InvalidImageError
 from slimage.layers.compression import open_decompressed
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import VerifyingReader, chain_ids
 from slimage.oci.model import Descriptor, ImageConfig, Manifest
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    """Where a layer blob's bytes lie on the local disk: LENGTH bytes at OFFSET of PATH."""
+
+    path: str
+    offset: int
+    length: int
+
+
+@runtime_checkable
+class LocatedLayer(Protocol):
+    """The optional ability of a layer read from a local file (an archive member, a layout
+    blob) to say where its stored bytes are, as go-containerregistry's `partial` declares
+    optional abilities. Readers that can seek (analyze's in-place scan) or sendfile (push)
+    use it; everything else streams `open_blob`. The bytes are NOT verified by this call:
+    whoever reads them in place checks the digest (or lets the registry check it)."""
+
+    def blob_location(self) -> BlobLocation | None: ...
+
+
+def location_of(layer: Layer) -> BlobLocation | None:
+    """LAYER's blob location when its type declares the ability and knows it."""
+    if isinstance(layer, LocatedLayer):
+        return layer.blob_location()
+    return None
 
 
 @dataclass

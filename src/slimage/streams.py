@@ -9,10 +9,12 @@ user (refs, layer records, a fixed Dockerfile, cached packages) goes through
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 class ReadOnlyStream:
@@ -39,13 +41,19 @@ class ReadOnlyStream:
         self.close()
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
-    """Write DATA to PATH through a temp file in the same directory, fsync, then rename."""
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A file that appears at PATH only once it is complete and on disk.
+
+    The one way slimage writes a file: a temp file beside PATH (same file system, so the
+    rename is atomic), fsync, rename, then fsync the directory so the rename itself
+    survives a crash. On any error the temp file is removed and PATH is untouched."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    parent = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         if mode is not None:
@@ -54,3 +62,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int | None 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(parent)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or a new entry in PATH durable (best effort where unsupported)."""
+    try:
+        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+    """Write DATA to PATH through `atomic_output`."""
+    with atomic_output(path, mode=mode) as fh:
+        fh.write(data)

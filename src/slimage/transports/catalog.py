@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from slimage.errors import ImageNotFoundError, SlimageError, UsageError
@@ -19,8 +17,7 @@ from slimage.oci.model import Platform
 from slimage.store.images import IngestResult, index_stored_layer, ingest, open_image
 from slimage.store.refs import parse_reference
 from slimage.store.store import Store
-from slimage.transports.docker_archive import read_archive, write_archive
-from slimage.transports.oci_layout import write_layout
+from slimage.transports.docker_archive import read_archive
 from slimage.transports.tarindex import TarIndex
 from slimage.units import parse_rfc3339
 
@@ -98,25 +95,6 @@ def resolve_for_save(store: Store, name: str) -> tuple[Image, list[str]]:
     return image, tags
 
 
-@contextlib.contextmanager
-def _atomic_output(path: str | os.PathLike[str]):
-    """A file that appears at PATH only once it is complete."""
-    target = Path(path)
-    if not (target.parent or Path(".")).is_dir():
-        raise UsageError(f"{target}: directory {target.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(
     store: Store,
     names: list[str],
@@ -126,26 +104,24 @@ def save(
     fmt: str = "docker-archive",
 ) -> list[tuple[Image, list[str]]]:
     """`docker save`: docker-archive (Docker 25 shape, which 20.10 loads too), an OCI
-    layout directory (`oci`) or an OCI layout tar (`oci-archive`). Blobs are copied as
-    stored: no recompression."""
+    layout directory (`oci`) or an OCI layout tar (`oci-archive`), through the same sinks
+    as `copy`. Blobs are copied as stored: no recompression."""
+    from slimage.transports.sinks import file_sink, stream_sink
+
     if not names:
         raise UsageError("save: name at least one image")
-    pairs = [resolve_for_save(store, n) for n in names]
-    if fmt == "oci":
-        if output is None:
-            raise UsageError("save --format oci needs -o DIR")
-        write_layout(output, [(img, tags[0] if tags else None) for img, tags in pairs])
-        return pairs
-    if fmt not in ("docker-archive", "oci-archive"):
+    if fmt not in ("docker-archive", "oci", "oci-archive"):
         raise UsageError(f"save: unknown --format {fmt!r} (docker-archive, oci, oci-archive)")
-    legacy = fmt == "docker-archive"
     if output is not None:
-        with _atomic_output(output) as fh:
-            write_archive(fh, pairs, legacy_dirs=legacy)
+        sink = file_sink(fmt, output)
+    elif fmt == "oci":
+        raise UsageError("save --format oci needs -o DIR")
     elif stream is not None:
-        write_archive(stream, pairs, legacy_dirs=legacy)
+        sink = stream_sink(stream, fmt)
     else:
         raise UsageError("save: give -o FILE or redirect stdout")
+    pairs = [resolve_for_save(store, n) for n in names]
+    sink.write_all([(img, tags) for img, tags in pairs])
     return pairs
 
 
@@ -161,6 +137,10 @@ class ImageRow:
     created: str | None
     created_ts: float | None
     size: int
+    broken: str | None = None  # why the image cannot be read (its ID shows as BROKEN)
+
+
+BROKEN = "<broken>"
 
 
 def layer_sizes(image: Image, store: Store | None = None) -> list[int]:
@@ -169,13 +149,15 @@ def layer_sizes(image: Image, store: Store | None = None) -> list[int]:
     A layer whose blob is in STORE but has no record yet (a pull keeps blobs as served)
     is scanned once and recorded, so the next listing is instant."""
     out = []
-    for layer in image.layers:
+    for n, layer in enumerate(image.layers, 1):
         if layer.size is None and store is not None and store.has_blob(layer.digest):
             layer.size = index_stored_layer(store, layer.descriptor, layer.diff_id)[0].size
         if layer.size is None:
-            sizer = DockerSize()
+            where = f"{image.source}: " if image.source else ""
+            label = f"{where}layer {n} ({layer.diff_id})"
+            sizer = DockerSize(label)
             with contextlib.closing(layer.open_tar()) as tar:
-                scan(tar, sizer, name=f"layer {layer.diff_id}")
+                scan(tar, sizer, name=label)
             layer.size = sizer.total
         out.append(layer.size)
     return out
@@ -186,6 +168,11 @@ def _store_size(store: Store, image: Image) -> int:
 
 
 def list_images(store: Store, reference: str | None = None) -> list[ImageRow]:
+    """One row per tag (or one `<none>` row for an untagged image), newest first.
+
+    An image that cannot be read (a missing config, a corrupt manifest or layer) still
+    gets its rows, with IMAGE ID `<broken>` and `broken` saying why: one bad image never
+    hides itself, nor breaks the listing of the others."""
     rows: list[ImageRow] = []
     refs = store.refs()
     by_digest: dict[str, list[str]] = {}
@@ -193,19 +180,20 @@ def list_images(store: Store, reference: str | None = None) -> list[ImageRow]:
         by_digest.setdefault(digest, []).append(name)
     want = parse_reference(reference) if reference else None
     for digest in store.images():
+        broken: str | None = None
         try:
             image = open_image(store, digest)
-        except SlimageError:
-            continue  # fsck reports broken images; listing shows what is usable
-        size = _store_size(store, image)
-        created = image.config.created
+            size = _store_size(store, image)
+            ident, created = image.id, image.config.created
+            created_ts = parse_rfc3339(created)
+        except SlimageError as exc:
+            broken = str(exc)
+            ident, created, created_ts, size = BROKEN, None, None, 0
         names = sorted(by_digest.get(digest, []))
         if not names:
             if want is None:
                 rows.append(
-                    ImageRow(
-                        "<none>", "<none>", image.id, digest, created, parse_rfc3339(created), size
-                    )
+                    ImageRow("<none>", "<none>", ident, digest, created, created_ts, size, broken)
                 )
             continue
         for name in names:
@@ -213,9 +201,7 @@ def list_images(store: Store, reference: str | None = None) -> list[ImageRow]:
             if want is not None:
                 if want.repository != repo or (want.tag and want.tag != tag):
                     continue
-            rows.append(
-                ImageRow(repo, tag, image.id, digest, created, parse_rfc3339(created), size)
-            )
+            rows.append(ImageRow(repo, tag, ident, digest, created, created_ts, size, broken))
     rows.sort(key=lambda r: (-(r.created_ts or 0), r.repository, r.tag))
     return rows
 

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from slimage.errors import InvalidImageError, NotFoundError, UnsupportedMediaTypeError
-from slimage.image import Image, Layer
+from slimage.image import BlobLocation, Image, Layer
 from slimage.layers.compression import sniff
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import VerifyingReader, hex_of, sha256_digest, validate
 from slimage.oci.model import Descriptor, ImageConfig, Index, Manifest, Platform
+from slimage.oci.safejson import load_json
 from slimage.store.refs import parse_reference
 from slimage.transports.oci_layout import (
     LAYOUT_FILE,
@@ -54,21 +55,34 @@ class ArchiveEntry:
 
 
 def _parse_manifest_json(raw: bytes, label: str) -> list[ArchiveEntry]:
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidImageError(f"{label}: manifest.json is not valid JSON ({exc})") from None
+    """`manifest.json`: a non-empty list of {Config: str, RepoTags: [str] | null,
+    Layers: [str]}. Types are checked the way Docker's loader decodes them (into
+    `[]manifestItem`), so `"RepoTags": "evil"` is refused rather than read as the four
+    tags e, v, i, l; `LayerSources` and unknown keys are ignored, as Docker does."""
+    what = f"{label}: manifest.json"
+    data = load_json(raw, what)
     if not isinstance(data, list) or not data:
-        raise InvalidImageError(f"{label}: manifest.json is not a non-empty list")
+        raise InvalidImageError(f"{what} is not a non-empty list")
     out = []
-    for item in data:
+    for i, item in enumerate(data):
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("Config"), str)
             or not isinstance(item.get("Layers"), list)
         ):
-            raise InvalidImageError(f"{label}: manifest.json entry lacks Config or Layers")
-        out.append(ArchiveEntry(item["Config"], list(item.get("RepoTags") or []), item["Layers"]))
+            raise InvalidImageError(f"{what}: entry {i} lacks Config or Layers")
+        layers = item["Layers"]
+        for j, name in enumerate(layers):
+            if not isinstance(name, str):
+                raise InvalidImageError(
+                    f"{what}: entry {i}: Layers[{j}] must be a string, not {type(name).__name__}"
+                )
+        tags = item.get("RepoTags")
+        if tags is None:
+            tags = []
+        elif not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidImageError(f"{what}: entry {i}: RepoTags must be a list of strings")
+        out.append(ArchiveEntry(item["Config"], list(tags), list(layers)))
     return out
 
 
@@ -90,10 +104,7 @@ def _legacy_image(index: TarIndex, entry: ArchiveEntry) -> Image:
             raise InvalidImageError(
                 f"{label}: {entry.config}: content is {config_digest}, expected sha256:{stem}"
             )
-    try:
-        config = ImageConfig.parse(raw)
-    except InvalidImageError as err:
-        raise InvalidImageError(f"{label}: {entry.config}: {err}") from err
+    config = ImageConfig.parse(raw, what=f"{label}: {entry.config}")
     diff_ids = config.diff_ids
     if len(diff_ids) != len(entry.layers):
         raise InvalidImageError(
@@ -121,6 +132,7 @@ def _legacy_image(index: TarIndex, entry: ArchiveEntry) -> Image:
     for name, desc, diff_id in zip(entry.layers, descs, diff_ids, strict=True):
         layer = SourceLayer(desc, diff_id, _member_opener(index, name, desc))
         layer.open_unverified = _raw_opener(index, name)
+        layer.locate = _locator(index, name)
         layers.append(layer)
     return Image(manifest, config, layers, source=label, repo_tags=_norm_tags(entry.repo_tags))
 
@@ -141,6 +153,14 @@ def _raw_opener(index: TarIndex, name: str) -> Callable[[], BinaryIO]:
         return raw
 
     return opener
+
+
+def _locator(index: TarIndex, name: str) -> Callable[[], BlobLocation | None]:
+    def locate() -> BlobLocation | None:
+        where = index.location(name)
+        return BlobLocation(*where) if where else None
+
+    return locate
 
 
 def _norm_tags(tags: list[str]) -> list[str]:
@@ -265,9 +285,15 @@ def _v1_ids(image: Image) -> list[str]:
 
 
 def write_archive(
-    out: BinaryIO, images: Iterable[tuple[Image, list[str]]], *, legacy_dirs: bool = True
+    out: BinaryIO,
+    images: Iterable[tuple[Image, list[str]]],
+    *,
+    legacy_dirs: bool = True,
+    ref_name: str | None = None,
 ) -> None:
     """Write a docker-archive to OUT (a file or a pipe) for IMAGES with their tags.
+    REF_NAME, when given, is the ref.name annotation of every index entry (skopeo's
+    `oci-archive:FILE:v1`) instead of each tag's tag part.
 
     Blobs are copied as stored (no recompression): Docker's loader decompresses gzip and
     zstd layers itself and checks them against the config's diff_ids."""
@@ -316,10 +342,12 @@ def write_archive(
             if names:
                 for t in names:
                     index_entries.append(
-                        index_entry(manifest, ref_name_for(t), containerd_name=_full_name(t))
+                        index_entry(
+                            manifest, ref_name or ref_name_for(t), containerd_name=_full_name(t)
+                        )
                     )
             else:
-                index_entries.append(index_entry(manifest, None))
+                index_entries.append(index_entry(manifest, ref_name))
         sink.put_bytes("index.json", Index.build(index_entries).raw)
         sink.put_bytes("manifest.json", json.dumps(manifest_json, separators=(",", ":")).encode())
         if repositories:

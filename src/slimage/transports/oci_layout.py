@@ -9,9 +9,9 @@ Every blob is verified against its descriptor (digest and size) as it is read.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
-import tempfile
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from slimage.errors import (
     NotFoundError,
     UsageError,
 )
-from slimage.image import Image, Layer
+from slimage.image import BlobLocation, Image, Layer
 from slimage.layers.compression import open_decompressed
 from slimage.oci import mediatypes as mt
 from slimage.oci.digest import VerifyingReader, hex_of, validate
@@ -35,7 +35,9 @@ from slimage.oci.model import (
     Platform,
     parse_manifest_or_index,
 )
+from slimage.oci.safejson import load_json
 from slimage.store.refs import parse_reference
+from slimage.streams import atomic_output
 from slimage.transports.tarindex import TarIndex
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -50,6 +52,8 @@ class BlobSource(Protocol):
     def blob_size(self, digest: str) -> int: ...
 
     def open_raw(self, digest: str) -> BinaryIO: ...
+
+    def location(self, digest: str) -> BlobLocation | None: ...
 
 
 class DirBlobs:
@@ -74,6 +78,13 @@ class DirBlobs:
         except FileNotFoundError:
             raise BlobNotFoundError(f"{self.label}: blob {digest} is missing") from None
 
+    def location(self, digest: str) -> BlobLocation | None:
+        path = self._path(digest)
+        try:
+            return BlobLocation(str(path.absolute()), 0, path.stat().st_size)
+        except OSError:
+            return None
+
 
 class ArchiveBlobs:
     """Blobs of a layout stored inside a tar (read in place, by offset)."""
@@ -96,6 +107,12 @@ class ArchiveBlobs:
         if not self.index.has(self._name(digest)):
             raise BlobNotFoundError(f"{self.label}: blob {digest} is missing")
         return self.index.open_member(self._name(digest))  # type: ignore[return-value]
+
+    def location(self, digest: str) -> BlobLocation | None:
+        if not self.index.has(self._name(digest)):
+            return None
+        where = self.index.location(self._name(digest))
+        return BlobLocation(*where) if where else None
 
 
 def open_verified(blobs: BlobSource, desc: Descriptor) -> BinaryIO:
@@ -126,6 +143,11 @@ class SourceLayer(Layer):
     (digest == diff_id, as in legacy `docker save`), it is hashed once, not twice."""
 
     open_unverified: Callable[[], BinaryIO] | None = None
+    locate: Callable[[], BlobLocation | None] | None = None
+
+    def blob_location(self) -> BlobLocation | None:
+        """Where the stored blob lies in a local file (see `slimage.image.LocatedLayer`)."""
+        return self.locate() if self.locate is not None else None
 
     def open_blob_unverified(self) -> BinaryIO:
         """The raw blob without the digest check, for callers that hash it themselves
@@ -150,12 +172,9 @@ def _blob_opener(blobs: BlobSource, desc: Descriptor) -> Callable[[], BinaryIO]:
 def image_from_manifest(
     blobs: BlobSource, manifest: Manifest, *, label: str, repo_tags: list[str] | None = None
 ) -> Image:
-    try:
-        config = ImageConfig.parse(read_verified(blobs, manifest.config))
-    except BlobNotFoundError:
-        raise
-    except InvalidImageError as err:
-        raise InvalidImageError(f"{label}: config {manifest.config.digest}: {err}") from err
+    config = ImageConfig.parse(
+        read_verified(blobs, manifest.config), what=f"{label}: config {manifest.config.digest}"
+    )
     if len(config.diff_ids) != len(manifest.layers):
         raise InvalidImageError(
             f"{label}: manifest has {len(manifest.layers)} layers but the config lists "
@@ -164,7 +183,9 @@ def image_from_manifest(
     layers: list[Layer] = []
     for desc, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
         blobs.blob_size(desc.digest)  # a missing blob is an error now, not mid-load
-        layers.append(SourceLayer(desc, diff_id, _blob_opener(blobs, desc)))
+        layer = SourceLayer(desc, diff_id, _blob_opener(blobs, desc))
+        layer.locate = functools.partial(blobs.location, desc.digest)
+        layers.append(layer)
     return Image(manifest, config, layers, source=label, repo_tags=list(repo_tags or []))
 
 
@@ -192,10 +213,13 @@ def _resolve_manifest(
 ) -> Manifest:
     for _ in range(4):
         raw = read_verified(blobs, desc)
+        what = f"{label}: manifest {desc.digest}"
         try:
-            doc = parse_manifest_or_index(raw, desc.media_type or None)
+            doc = parse_manifest_or_index(raw, desc.media_type or None, what)
         except InvalidImageError as err:
-            raise type(err)(f"{label}: {desc.digest}: {err}") from err
+            if str(err).startswith(what):
+                raise
+            raise type(err)(f"{what}: {err}") from None
         if isinstance(doc, Manifest):
             return doc
         desc = doc.select(platform)
@@ -209,10 +233,13 @@ class LayoutEntry:
 
 
 def read_index(blobs: BlobSource, raw: bytes, label: str) -> list[LayoutEntry]:
+    what = f"{label}: index.json"
     try:
-        index = Index.parse(raw)
+        index = Index.parse(raw, what=what)
     except InvalidImageError as err:
-        raise type(err)(f"{label}: index.json: {err}") from err
+        if str(err).startswith(what):
+            raise
+        raise type(err)(f"{what}: {err}") from None
     out = []
     for desc in index.manifests:
         names = [v for k, v in (desc.annotations or {}).items() if k in (REF_NAME, CONTAINERD_NAME)]
@@ -270,11 +297,12 @@ def open_layout(
     root = Path(path)
     label = str(root)
     try:
-        layout = json.loads((root / "oci-layout").read_bytes())
+        layout_raw = (root / "oci-layout").read_bytes()
     except FileNotFoundError:
         raise InvalidImageError(f"{label}: not an OCI layout (no oci-layout file)") from None
-    except (ValueError, OSError) as exc:
+    except OSError as exc:
         raise InvalidImageError(f"{label}: oci-layout is unreadable ({exc})") from None
+    layout = load_json(layout_raw, f"{label}: oci-layout", max_bytes=1 << 16)
     if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
         raise InvalidImageError(f"{label}: oci-layout lacks imageLayoutVersion")
     try:
@@ -339,17 +367,8 @@ class DirSink:
     def _write(self, name: str, fill: Callable[[BinaryIO], None]) -> None:
         path = self.root / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fill(fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path, mode=0o644) as fh:
+            fill(fh)
 
     def put_bytes(self, name: str, data: bytes) -> None:
         def fill(fh: BinaryIO) -> None:
@@ -414,12 +433,48 @@ def write_layout(
     dest: str | os.PathLike[str],
     images: Iterable[tuple[Image, str | None]],
 ) -> list[Descriptor]:
-    """Write (or add to) an OCI layout directory. Each image goes under its ref.name;
-    an existing entry with the same ref.name is replaced. Returns the new index entries."""
+    """Write (or add to) an OCI layout directory, each image under its tag (a full name:
+    ref.name gets its tag part, io.containerd.image.name the whole)."""
+    return write_layout_entries(
+        dest, [(image, ref_name_for(tag), _full_name(tag)) for image, tag in images]
+    )
+
+
+def write_layout_entries(
+    dest: str | os.PathLike[str],
+    images: Iterable[tuple[Image, str | None, str | None]],
+) -> list[Descriptor]:
+    """Write (or add to) an OCI layout directory: (image, ref.name, full name) each. An
+    existing entry with the same ref.name is replaced. Returns the new index entries.
+    Blobs go first and index.json last, each file atomically, so a failed write leaves
+    an existing layout as it was (plus unreferenced blobs), and a new one not at all."""
     root = Path(dest)
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root}: exists and is not a directory")
+    created = None  # the topmost directory this call creates, removed again on failure
+    for d in (root, *root.parents):
+        if d.exists():
+            break
+        created = d
+    fresh = created is not None or not any(root.iterdir())
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_layout(root, images)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        elif fresh:  # a retry must find the empty directory it would have found now
+            for child in root.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
+
+
+def _write_layout(
+    root: Path, images: Iterable[tuple[Image, str | None, str | None]]
+) -> list[Descriptor]:
     sink = DirSink(root)
     existing: list[Descriptor] = []
     index_path = root / "index.json"
@@ -430,11 +485,10 @@ def write_layout(
     elif any(root.iterdir()):
         raise UsageError(f"{root}: directory is not empty and is not an OCI layout")
     added = []
-    for image, tag in images:
+    for image, name, full_name in images:
         manifest = oci_manifest_for(image)
         write_blobs(sink, image, manifest)
-        name = ref_name_for(tag)
-        entry = index_entry(manifest, name, containerd_name=_full_name(tag))
+        entry = index_entry(manifest, name, containerd_name=full_name)
         if name:
             existing = [d for d in existing if (d.annotations or {}).get(REF_NAME) != name]
         existing.append(entry)

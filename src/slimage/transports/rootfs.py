@@ -12,7 +12,7 @@ from slimage.errors import UsageError
 from slimage.layers.compression import open_decompressed
 from slimage.mutate import ImageAssembler, rfc3339
 from slimage.oci.model import HistoryEntry, Platform
-from slimage.store.images import IngestResult, store_layer_tar
+from slimage.store.images import IngestResult, all_or_nothing, store_layer_tar
 from slimage.store.store import Store
 
 CHANGE_VERBS = (
@@ -118,7 +118,8 @@ def import_rootfs(
     comment = message or f"Imported from {source_name}"
     when = created or rfc3339()
     tar, _kind = open_decompressed(stream, name=f"import {source_name}")
-    info = store_layer_tar(store, tar, label=f"import {source_name}")
-    asm.add_stored_layer(info, HistoryEntry(created=when, comment=comment))
-    asm.data["comment"] = comment
-    return asm.commit(tags=tags, created=when)
+    with all_or_nothing(store):  # a failed import leaves no blob of its own behind
+        info = store_layer_tar(store, tar, label=f"import {source_name}")
+        asm.add_stored_layer(info, HistoryEntry(created=when, comment=comment))
+        asm.data["comment"] = comment
+        return asm.commit(tags=tags, created=when)

@@ -8,6 +8,8 @@
     open_source("docker-daemon:REF")            the local Docker engine, via `docker save`
     open_source("docker://REGISTRY/REPO:TAG")   a registry: missing blobs are pulled first
 
+The writing side mirrors this: `slimage.transports.sinks.open_sink(spec)`.
+
 Paths win over store names only when they exist on disk and look like paths (contain a
 `/` or end in .tar), so `debian` is always a store ref even if a file `debian` exists.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from slimage.errors import ImageNotFoundError, InvalidImageError, NotFoundError, UsageError
 from slimage.image import Image
 from slimage.oci.model import Platform
+from slimage.store.paths import default_root
 from slimage.store.store import Store
 
 PREFIXES = ("docker-archive:", "oci:", "docker-daemon:", "oci-archive:", "store:", "docker://")
@@ -69,6 +72,19 @@ def open_path(path: str, ref: str | None = None, platform: Platform | None = Non
     return _pick(open_archive(p, platform=platform, ref=ref), str(p))
 
 
+def _open_oci_archive(path: str, ref: str, platform: Platform | None) -> list[Image]:
+    """`oci-archive:FILE:REF`: REF is the entry's ref.name (as in `oci:DIR:REF`), not a
+    tag from a docker manifest.json."""
+    from slimage.transports.oci_layout import ArchiveBlobs, images_from_index
+    from slimage.transports.tarindex import TarIndex
+
+    index = TarIndex.open(os.path.expanduser(path))
+    if not index.has("index.json"):
+        raise InvalidImageError(f"{path}: not an OCI archive (no index.json)")
+    raw = index.read_member("index.json")
+    return images_from_index(ArchiveBlobs(index), raw, label=path, platform=platform, ref=ref)
+
+
 def open_source(
     spec: str, store: Store | None = None, *, platform: Platform | None = None
 ) -> Image:
@@ -79,6 +95,8 @@ def open_source(
         path, ref = _split_path_ref(spec.split(":", 1)[1])
         if Path(path).is_dir():
             raise InvalidImageError(f"{path}: is a directory; use oci:{path}")
+        if ref and spec.startswith("oci-archive:"):
+            return _pick(_open_oci_archive(path, ref, platform), path)
         return open_path(path, ref, platform)
     if spec.startswith("oci:"):
         path, ref = _split_path_ref(spec[4:])
@@ -94,13 +112,13 @@ def open_source(
 
         return open_docker_ref(spec[len("docker://") :], store, platform=platform)
     if spec.startswith("store:"):
-        return open_image(store or Store(), spec[6:], platform=platform)
+        return open_image(store or Store(default_root()), spec[6:], platform=platform)
     if _looks_like_path(spec) and os.path.exists(os.path.expanduser(spec)):
         return open_path(spec, None, platform)
     if spec.startswith(("/", "./", "../", "~")):
         raise NotFoundError(f"{spec}: no such file or directory")
     try:
-        return open_image(store or Store(), spec, platform=platform)
+        return open_image(store or Store(default_root()), spec, platform=platform)
     except (ImageNotFoundError, UsageError):
         if os.path.exists(spec):
             return open_path(spec, None, platform)

@@ -59,8 +59,11 @@ def _clean(name: str) -> str:
 class TarIndex:
     """The member table of a seekable tar file. Keep the object alive while reading."""
 
-    def __init__(self, fileobj: BinaryIO, label: str):
+    def __init__(self, fileobj: BinaryIO, label: str, path: str | None = None):
         self.label = label
+        # The archive's own file when it is one on disk (not a spooled pipe), so that a
+        # member's bytes can be named as (path, offset, length) for in-place readers.
+        self.path = path
         self._fh = fileobj
         self.fd = fileobj.fileno()
         self.file_size = os.fstat(self.fd).st_size
@@ -115,7 +118,7 @@ class TarIndex:
             finally:
                 fh.close()
         fh.seek(0)
-        return cls(fh, str(path))
+        return cls(fh, str(path), os.path.abspath(path))
 
     @classmethod
     def spool(cls, stream: BinaryIO, label: str = "stdin", tmp_dir: str | None = None) -> TarIndex:
@@ -145,6 +148,13 @@ class TarIndex:
         if member.kind != "file":
             raise InvalidImageError(f"{self.label}: {name} is not a regular file in the archive")
         return member
+
+    def location(self, name: str) -> tuple[str, int, int] | None:
+        """(file, offset, length) of member NAME's bytes, if the archive is a file on disk."""
+        if self.path is None:
+            return None
+        m = self.resolve(name)
+        return self.path, m.offset, m.size
 
     def has(self, name: str) -> bool:
         return _clean(name) in self.members

@@ -2,6 +2,7 @@
 
     pull(store, "127.0.0.1:5000/team/app:1.2", platform=Platform.parse("linux/arm64"))
     push(store, "127.0.0.1:5000/team/app:1.2")
+    push_image(open_source("oci:DIR:v1"), "127.0.0.1:5000/team/app:1.2")   # any Image
     copy("docker://SRC", "oci:DIR")
     pull_if_missing(store, "debian:bookworm")       # for FROM and image-taking commands
     open_docker_ref("docker://host/repo:tag")      # an Image, for sources.open_source
@@ -26,6 +27,7 @@ _EXPORTS = {
     "pull": "pull",
     "pull_if_missing": "pull",
     "push": "push",
+    "push_image": "push",
     "BlobReport": "report",
     "ProgressSink": "report",
     "TransferReport": "report",

@@ -1,21 +1,34 @@
-"""Push: send an image from the store to a registry, uploading only what it lacks.
+"""Push: send any `Image` (or a store entry) to a registry, uploading only what it lacks.
 
 For each blob: HEAD first (present -> skipped); else, if the store remembers the blob in
 another repository of the same registry, ask for a cross-repo mount (no bytes move);
-else upload it, in one PUT or in PATCH chunks. The store already keeps layers compressed,
-so an upload is a `sendfile` of the stored bytes: nothing is recompressed or even read
-into Python. The manifest goes last, as its exact stored bytes, so the registry never
-holds a manifest whose blobs are missing and the pushed digest equals the local one.
+else upload it, in one PUT or in PATCH chunks. Blobs go as they are, never recompressed,
+so every digest is kept: a layer that lies in a local file (a store blob, a layout blob,
+an archive member, see `slimage.image.LocatedLayer`) is a `sendfile` of that file region;
+any other layer is first copied, verified, to a temp file. The manifest goes last, as its
+exact bytes, so the registry never holds a manifest whose blobs are missing and the pushed
+digest equals the local one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
-from slimage.errors import AuthError, BlobNotFoundError, InvalidImageError, RegistryError
+from slimage.errors import (
+    AuthError,
+    BlobNotFoundError,
+    InvalidImageError,
+    RegistryError,
+)
+from slimage.image import Image, location_of
 from slimage.oci.digest import sha256_digest
 from slimage.oci.model import Descriptor, Index, Manifest, parse_manifest_or_index
 from slimage.store.store import Store
@@ -54,11 +67,70 @@ def _with_digest(location: str, digest: str) -> str:
     return f"{location}{sep}digest={urllib.parse.quote(digest, safe=':')}"
 
 
+@dataclass
+class BlobBytes:
+    """The bytes of one blob to upload: a region of a local file (sent with sendfile,
+    resumable by offset) or, for a config, the bytes themselves."""
+
+    size: int
+    path: str = ""
+    offset: int = 0
+    data: bytes | None = None
+
+    def part(self, offset: int, n: int) -> FileBody | bytes:
+        if self.data is not None:
+            return self.data[offset : offset + n]
+        return FileBody(self.path, self.offset + offset, n)
+
+
+# Where the bytes of a blob named by a descriptor are (called only when it must be sent).
+BlobLocator = Callable[[Descriptor], BlobBytes]
+
+
+def store_locator(store: Store, where: str) -> BlobLocator:
+    def locate(desc: Descriptor) -> BlobBytes:
+        if not store.has_blob(desc.digest):
+            raise BlobNotFoundError(f"{where}: blob {desc.digest} is not in the store")
+        return BlobBytes(desc.size, str(store.blob_path(desc.digest)))
+
+    return locate
+
+
+class _ImageBlobs:
+    """Blob bytes of an `Image` from any source, without going through the store."""
+
+    def __init__(self, image: Image, store: Store | None, where: str, tmp_dir: str):
+        self.image = image
+        self.store = store
+        self.where = where
+        self.tmp_dir = tmp_dir
+        self.layers = {layer.digest: layer for layer in image.layers}
+
+    def __call__(self, desc: Descriptor) -> BlobBytes:
+        if desc.digest == self.image.manifest.config.digest:
+            return BlobBytes(len(self.image.config.raw), data=self.image.config.raw)
+        layer = self.layers.get(desc.digest)
+        if layer is None:
+            raise BlobNotFoundError(f"{self.where}: blob {desc.digest} is not in the image")
+        loc = location_of(layer)
+        if loc is not None and loc.length == desc.size:
+            # Read in place, unverified here: the registry checks the digest on PUT.
+            return BlobBytes(desc.size, loc.path, loc.offset)
+        if self.store is not None and self.store.has_blob(desc.digest):
+            return BlobBytes(desc.size, str(self.store.blob_path(desc.digest)))
+        # A stream only (a spooled pipe, a remote source): copy it once, verified, to a
+        # file, so that a retried or chunked upload can seek.
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="blob-")
+        with os.fdopen(fd, "wb") as out, contextlib.closing(layer.open_blob()) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        return BlobBytes(desc.size, tmp)
+
+
 class _Pusher:
     def __init__(
         self,
         client: RegistryClient,
-        store: Store,
+        locate: BlobLocator,
         repository: str,
         progress: ProgressSink,
         chunk_size: int | None,
@@ -66,7 +138,7 @@ class _Pusher:
         where: str,
     ):
         self.client = client
-        self.store = store
+        self.locate = locate
         self.repository = repository
         self.progress = progress
         self.chunk_size = chunk_size
@@ -85,8 +157,6 @@ class _Pusher:
     def push_blob(self, desc: Descriptor, blob: BlobReport, mount_from: list[str]) -> None:
         if self.cancel.is_set():
             raise Cancelled()
-        if not self.store.has_blob(desc.digest):
-            raise BlobNotFoundError(f"{self.where}: blob {desc.digest} is not in the store")
         if self.exists(desc.digest):
             blob.action = SKIPPED
             return
@@ -113,12 +183,18 @@ class _Pusher:
                 resp.release()
                 break
             resp.release()  # refused (e.g. no pull right on SOURCE): upload instead
+        data = self.locate(desc)
+        if data.size != desc.size:
+            raise InvalidImageError(
+                f"{self.where}: blob {desc.digest} is {data.size} bytes, "
+                f"its descriptor says {desc.size}"
+            )
         self.progress.begin(blob)
         for attempt in range(MAX_UPLOAD_ATTEMPTS):
             if location is None:
                 location = self._start_upload()
             try:
-                self._upload(location, desc, blob)
+                self._upload(location, desc, blob, data)
                 break
             except (TransientError, RegistryHTTPError) as exc:
                 retryable = (
@@ -150,8 +226,7 @@ class _Pusher:
 
         return on_sent
 
-    def _upload(self, location: str, desc: Descriptor, blob: BlobReport) -> None:
-        path = str(self.store.blob_path(desc.digest))
+    def _upload(self, location: str, desc: Descriptor, blob: BlobReport, data: BlobBytes) -> None:
         size = desc.size
         headers = {"Content-Type": "application/octet-stream"}
         if not self.chunk_size or size <= self.chunk_size:
@@ -159,7 +234,7 @@ class _Pusher:
                 "PUT",
                 _with_digest(location, desc.digest),
                 headers=headers,
-                body=FileBody(path, 0, size),
+                body=data.part(0, size),
                 progress=self._sent(blob),
                 retry=False,
             )
@@ -176,7 +251,7 @@ class _Pusher:
                     "PATCH",
                     location,
                     headers=hdrs,
-                    body=FileBody(path, offset, n),
+                    body=data.part(offset, n),
                     progress=self._sent(blob),
                     retry=False,
                 )
@@ -255,15 +330,100 @@ def push(
     progress: ProgressSink | None = None,
     client: RegistryClient | None = None,
 ) -> TransferReport:
-    """Push the store image NAME to DESTINATION (default: NAME itself, like `docker push`)."""
-    started = time.monotonic()
+    """Push the store image NAME to DESTINATION (default: NAME itself, like `docker push`).
+    A manifest goes through `push_image`; a stored index (every platform present) is sent
+    whole, children first."""
     digest = store.resolve(name)
-    rref = RemoteRef.parse(destination or name)
+    target = destination or name
+    doc = parse_manifest_or_index(store.read_blob(digest))
+    if isinstance(doc, Manifest):
+        from slimage.store.images import open_image
+
+        return push_image(
+            open_image(store, digest),
+            target,
+            store=store,
+            insecure=insecure,
+            jobs=jobs,
+            chunk_size=chunk_size,
+            progress=progress,
+            client=client,
+        )
+    rref = RemoteRef.parse(target)
+    manifests, needed = _blobs_of(store, digest, rref.display)
+    return _transfer(
+        rref,
+        digest,
+        manifests,
+        needed,
+        store_locator(store, rref.display),
+        store=store,
+        insecure=insecure,
+        jobs=jobs,
+        chunk_size=chunk_size,
+        progress=progress,
+        client=client,
+    )
+
+
+def push_image(
+    image: Image,
+    destination: str,
+    *,
+    store: Store | None = None,
+    insecure: Iterable[str] = (),
+    jobs: int = DEFAULT_JOBS,
+    chunk_size: int | None = None,
+    progress: ProgressSink | None = None,
+    client: RegistryClient | None = None,
+) -> TransferReport:
+    """Push IMAGE, from whatever source it was opened, to DESTINATION as it is: the same
+    manifest bytes, the same blobs, so every digest is kept. STORE, when given, supplies
+    cross-repo mount hints and remembers where the blobs now are."""
+    rref = RemoteRef.parse(destination)
+    manifest = image.manifest
+    if not manifest.raw:
+        raise InvalidImageError(f"{image.source or 'image'}: has no manifest bytes to push")
+    digest = manifest.digest
+    manifests = [(digest, manifest.raw, manifest.media_type)]
+    tmp_root = str(store.tmp_dir) if store is not None and store.tmp_dir.is_dir() else None
+    with tempfile.TemporaryDirectory(prefix="slimage-push-", dir=tmp_root) as tmp:
+        locate = _ImageBlobs(image, store, rref.display, tmp)
+        return _transfer(
+            rref,
+            digest,
+            manifests,
+            [manifest.config, *manifest.layers],
+            locate,
+            store=store,
+            insecure=insecure,
+            jobs=jobs,
+            chunk_size=chunk_size,
+            progress=progress,
+            client=client,
+        )
+
+
+def _transfer(
+    rref: RemoteRef,
+    digest: str,
+    manifests: list[tuple[str, bytes, str]],
+    needed: list[Descriptor],
+    locate: BlobLocator,
+    *,
+    store: Store | None,
+    insecure: Iterable[str],
+    jobs: int,
+    chunk_size: int | None,
+    progress: ProgressSink | None,
+    client: RegistryClient | None,
+) -> TransferReport:
+    """Blobs first (in parallel, biggest first), then the manifests, children first."""
+    started = time.monotonic()
     if rref.ref.digest and rref.ref.digest != digest:
         raise InvalidImageError(f"{rref.display}: the image to push is {digest}")
     where = rref.display
     progress = progress or NullProgress()
-    manifests, needed = _blobs_of(store, digest, where)
     report = TransferReport("push", where, rref.registry, rref.repository)
     report.tag = rref.ref.tag or (None if rref.ref.digest else "latest")
     report.digest = digest
@@ -274,10 +434,13 @@ def push(
     for d in needed:
         unique.setdefault(d.digest, d)
     mount_sources: dict[str, list[str]] = {}
-    for d in unique.values():
-        repos = [r for r in seen.repos_with(store, rref.registry, d.digest) if r != rref.repository]
-        if repos:
-            mount_sources[d.digest] = repos[:2]
+    if store is not None:
+        for d in unique.values():
+            repos = [
+                r for r in seen.repos_with(store, rref.registry, d.digest) if r != rref.repository
+            ]
+            if repos:
+                mount_sources[d.digest] = repos[:2]
     extra = sorted({r for rs in mount_sources.values() for r in rs})[:10]
     client = client or RegistryClient(
         rref.registry,
@@ -289,14 +452,11 @@ def push(
     )
     client.ping()
     cancel = threading.Event()
-    pusher = _Pusher(client, store, rref.repository, progress, chunk_size, cancel, where)
+    pusher = _Pusher(client, locate, rref.repository, progress, chunk_size, cancel, where)
     config_digests = {m.config.digest for m in _manifest_docs(manifests)}
     blob_reports: list[tuple[Descriptor, BlobReport]] = []
     for d in unique.values():
-        if d.digest in config_digests:
-            kind = "config"
-        else:
-            kind = "layer"
+        kind = "config" if d.digest in config_digests else "layer"
         blob_reports.append((d, BlobReport(d.digest, d.size, d.media_type, kind)))
     report.blobs = [b for _, b in blob_reports]
 
@@ -328,7 +488,8 @@ def push(
             raise RegistryError(f"{where}: registry named the manifest {got}, expected {mdigest}")
         assert sha256_digest(raw) == mdigest
 
-    seen.record(store, rref.registry, rref.repository, list(unique))
+    if store is not None:
+        seen.record(store, rref.registry, rref.repository, list(unique))
     report.total()
     report.seconds = round(time.monotonic() - started, 3)
     report.status = f"{report.tag or digest}: digest: {digest} size: {report.manifest_size}"
