@@ -109,7 +109,7 @@ def test_store_and_archive_give_the_same_report(layered_archive: Path, store_roo
     from slimage.store.store import Store
     from slimage.transports.sources import open_source
 
-    store = Store()
+    store = Store(store_root)
     ingest(store, open_source(str(layered_archive)), tags=["layered:test"])
     from_store = analyze_image(open_target("layered:test", store=store))
     from_archive = analyze_image(str(layered_archive))

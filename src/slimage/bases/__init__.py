@@ -4,7 +4,7 @@
     spec = BaseSpec(preset="nodejs", nonroot=True)
     lock, resolution = plan(spec, make_repository(spec))   # signed index -> Lockfile
     lock.write("nodejs.lock.json")
-    result = build(lock, Store(), tags=["local/nodejs"])   # same lock -> same digest
+    result = build(lock, Store(root), tags=["local/nodejs"])   # same lock -> same digest
 
 Modules: `repository` (InRelease + gpgv, verified Packages), `resolver` (Depends,
 alternatives, Provides, versions, Essential), `debfile` (.deb reading), `cache` (verified

@@ -2,21 +2,27 @@
 
 This is the function `slimage build` calls. It plans the stages, runs each needed one
 through the executor, commits the target stage, and guarantees that an interrupted build
-(Ctrl-C, SIGTERM) unmounts every overlay and deletes every container it started.
+(KeyboardInterrupt: Ctrl-C, or SIGTERM/SIGHUP as the CLI maps them) unmounts every overlay
+and deletes every container it started.
+
+It is reentrant: each call owns a `BuildSession` (its mounts and containers), installs no
+signal handler and prints nothing unless given a progress stream, so one process can run
+many builds, one after another or from worker threads. An identical rebuild is answered
+from `slimage.builder.noop` before the builder is loaded (`BuildOptions.noop_cache`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from slimage.errors import BuildError, SlimageError
-from slimage.store.store import Store
+
+if TYPE_CHECKING:
+    from slimage.store.store import Store
 
 
 @dataclass
@@ -37,6 +43,11 @@ class BuildOptions:
     quiet: bool = False
     compression: str | None = None
     source_date_epoch: int | None = None
+    # Where BuildKit-style progress goes (the CLI passes stderr); None: nowhere.
+    progress: TextIO | None = None
+    # Answer a rebuild with nothing to do from its record (see builder.noop); only builds
+    # whose whole effect is in the store qualify (no outputs, --load, iidfile or secrets).
+    noop_cache: bool = True
 
 
 @dataclass
@@ -55,49 +66,68 @@ class Interrupted(SlimageError):
     exit_code = 130
 
 
-@contextlib.contextmanager
-def _cleanup_on_signal() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C; either way every mount and container is cleaned up."""
+class _Discard:
+    """The progress stream of a build nobody watches."""
 
-    def on_term(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    def write(self, text: str) -> int:
+        return len(text)
 
-    old = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    except KeyboardInterrupt:
-        raise Interrupted("build interrupted; mounts and containers cleaned up") from None
-    finally:
-        import sys
-
-        # Nothing can be mounted or running unless these modules were loaded.
-        if "slimage.builder.runner" in sys.modules:
-            sys.modules["slimage.builder.runner"].kill_all()
-        if "slimage.builder.rootfs" in sys.modules:
-            sys.modules["slimage.builder.rootfs"].cleanup_all()
-        signal.signal(signal.SIGTERM, old)
+    def flush(self) -> None:
+        pass
 
 
-def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
-    from slimage.builder.cache import BuildCache
-    from slimage.builder.context import BuildContext
-    from slimage.builder.executor import BuildSettings, StageExecutor, StageState, rfc3339
-    from slimage.builder.planner import plan
-    from slimage.builder.progress import Progress
-    from slimage.dockerfile import parse_file
+def _noop_answer(opts: BuildOptions, hit: dict[str, Any], started: float) -> BuildResult:
+    from slimage.builder import noop
 
-    t0 = time.monotonic()
-    if os.geteuid() != 0:
+    hit = dict(hit, cached_steps=hit["steps"], seconds=round(time.perf_counter() - started, 3))
+    if opts.progress is not None and not opts.quiet:
+        noop.report_hit(opts.progress, hit)
+    return BuildResult(**hit)
+
+
+def build(opts: BuildOptions, store: Store | str | os.PathLike[str]) -> BuildResult:
+    """Build OPTS into STORE: a `Store`, or the root of one (then the store is opened only
+    if the no-op record does not answer)."""
+    started = time.perf_counter()
+    given: Store | None = None if isinstance(store, (str, os.PathLike)) else store
+    root = Path(given.root if given is not None else store)  # type: ignore[arg-type]
+    from slimage.builder import noop
+
+    key = noop.options_key(opts)
+    if key is not None:
+        hit = noop.lookup(root, key, opts.tags)
+        if hit is not None:
+            return _noop_answer(opts, hit, started)
+    if os.geteuid() != 0:  # before the store is created: a refused build writes nothing
         from slimage.errors import PermissionRequiredError
 
         raise PermissionRequiredError(
             "slimage build needs root (overlayfs mounts and runc); run it with sudo or as root"
         )
+    if given is None:
+        from slimage.store.store import Store
+
+        given = Store(root)
+    result = _build(opts, given)
+    if key is not None and noop.options_key(opts) == key:  # nothing changed meanwhile
+        noop.remember(root, key, opts.tags, asdict(result))
+    return result
+
+
+def _build(opts: BuildOptions, store: Store) -> BuildResult:
+    from slimage.builder.cache import BuildCache
+    from slimage.builder.context import BuildContext
+    from slimage.builder.executor import BuildSettings
+    from slimage.builder.planner import plan
+    from slimage.builder.progress import Progress
+    from slimage.builder.session import BuildSession
+    from slimage.dockerfile import parse_file
+
+    t0 = time.monotonic()
     if opts.outputs:
         from slimage.builder.outputs import check_outputs
 
         check_outputs(opts.outputs)  # a typo must not cost a whole build
-    store = store or Store()
     ctx_dir = Path(opts.context)
     df_path = Path(opts.dockerfile) if opts.dockerfile else ctx_dir / "Dockerfile"
     if not df_path.is_file():
@@ -110,14 +140,16 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
             epoch = int(os.environ["SOURCE_DATE_EPOCH"])
         except ValueError:
             raise BuildError("SOURCE_DATE_EPOCH must be an integer (seconds since 1970)") from None
-    progress = Progress(quiet=opts.quiet)
+    progress = Progress(opts.progress or _Discard(), quiet=opts.quiet)  # type: ignore[arg-type]
     secrets = {}
     for sid, src in opts.secrets.items():
         p = Path(src)
         if not p.is_file():
             raise BuildError(f"secret {sid}: {src} is not a file")
         secrets[sid] = p.resolve()
+    session = BuildSession(store, opts.runtime)
     settings = BuildSettings(
+        session=session,
         store=store,
         context=BuildContext(ctx_dir, df_path, stat_cache=store.root / "build-context-hashes.json"),
         cache=BuildCache(store, enabled=not opts.no_cache),
@@ -129,53 +161,17 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         source_date_epoch=epoch,
         compression=opts.compression or os.environ.get("SLIMAGE_COMPRESSION", "gzip"),
     )
-    done: dict[int, StageState] = {}
-
-    def resolve_stage(ref: str) -> StageState | None:
-        low = ref.lower()
-        for s in pl.stages:
-            if (s.name and s.name == low) or (low.isdigit() and s.index == int(low)):
-                return done.get(s.index)
-        return None
-
-    steps = 0
-
-    with _cleanup_on_signal():
-        for idx in pl.order:
-            stage = pl.stages[idx]
-            ex = StageExecutor(
-                settings, stage, resolve_stage, pl.meta_args, df.escape, str(df_path)
+    try:
+        with session:  # closes (kills, unmounts) on any exit, KeyboardInterrupt included
+            manifest, config, mdigest, final, steps = _run_stages(
+                opts, store, settings, pl, df, df_path, epoch
             )
-            steps += 1
-            progress.step(
-                f"[{stage.label} 1/{len(stage.instructions) + 1}] {stage.from_inst.original}"
-            )
-            ex.start()
-            progress.done()
-            insts = ex.onbuild_triggers() + stage.instructions
-            for n, inst in enumerate(insts, start=2):
-                steps += 1
-                ex.execute(inst, f"{stage.label} {n}/{len(insts) + 1}")
-            done[idx] = ex.state
-        final = done[pl.target]
-        if opts.labels:
-            # `--label` sets config labels on the result only (no history entry, no cache key).
-            final.config["Labels"] = {**(final.config.get("Labels") or {}), **opts.labels}
-        manifest, config = final.build(
-            final.last_created() or rfc3339(epoch if epoch is not None else time.time())
-        )
-        store.put_bytes(config.raw, config.digest)
-        from slimage.oci.digest import sha256_digest
+    except KeyboardInterrupt as exc:
+        err = Interrupted("build interrupted; mounts and containers cleaned up")
+        err.exit_code = int(getattr(exc, "exit_code", 130))  # 143 for SIGTERM, from the CLI
+        raise err from None
+    from slimage.store.refs import parse_reference
 
-        mdigest = sha256_digest(manifest.raw)
-        store.put_bytes(manifest.raw, mdigest)
-        refs = store.refs()
-        from slimage.store.refs import parse_reference
-
-        if mdigest not in store.images() or any(
-            refs.get(parse_reference(t).name) != mdigest for t in opts.tags
-        ):
-            store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
     settings.context.save_stat_cache()
     if opts.iidfile:
         Path(opts.iidfile).write_text(config.digest)
@@ -202,3 +198,68 @@ def build(opts: BuildOptions, store: Store | None = None) -> BuildResult:
         seconds=round(time.monotonic() - t0, 3),
         outputs=outputs,
     )
+
+
+def _run_stages(
+    opts: BuildOptions,
+    store: Store,
+    settings: Any,
+    pl: Any,
+    df: Any,
+    df_path: Path,
+    epoch: int | None,
+) -> tuple[Any, Any, str, Any, int]:
+    """Every needed stage, then the target committed and tagged in STORE."""
+    from slimage.builder.executor import StageExecutor, StageState, rfc3339
+
+    progress = settings.progress
+    done: dict[int, StageState] = {}
+
+    def resolve_stage(ref: str) -> StageState | None:
+        low = ref.lower()
+        for s in pl.stages:
+            if (s.name and s.name == low) or (low.isdigit() and s.index == int(low)):
+                return done.get(s.index)
+        return None
+
+    steps = 0
+    for idx in pl.order:
+        stage = pl.stages[idx]
+        ex = StageExecutor(
+            settings,
+            stage,
+            resolve_stage,
+            pl.meta_args,
+            df.escape,
+            str(df_path),
+            platform=pl.platform_args,
+        )
+        steps += 1
+        progress.step(f"[{stage.label} 1/{len(stage.instructions) + 1}] {stage.from_inst.original}")
+        ex.start()
+        progress.done()
+        commands = ex.onbuild_triggers() + stage.commands
+        for n, command in enumerate(commands, start=2):
+            steps += 1
+            ex.execute(command, f"{stage.label} {n}/{len(commands) + 1}")
+        done[idx] = ex.state
+    final = done[pl.target]
+    if opts.labels:
+        # `--label` sets config labels on the result only (no history entry, no cache key).
+        final.config["Labels"] = {**(final.config.get("Labels") or {}), **opts.labels}
+    manifest, config = final.build(
+        final.last_created() or rfc3339(epoch if epoch is not None else time.time())
+    )
+    store.put_bytes(config.raw, config.digest)
+    from slimage.oci.digest import sha256_digest
+
+    mdigest = sha256_digest(manifest.raw)
+    store.put_bytes(manifest.raw, mdigest)
+    refs = store.refs()
+    from slimage.store.refs import parse_reference
+
+    if mdigest not in store.images() or any(
+        refs.get(parse_reference(t).name) != mdigest for t in opts.tags
+    ):
+        store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
+    return manifest, config, mdigest, final, steps

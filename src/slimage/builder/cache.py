@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,8 @@ class BuildCache:
         """Recorded even with --no-cache, so the next build can reuse the fresh result."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self._path(key)
-        tmp = path.with_suffix(".tmp")
+        # A name of its own: two builds in one process (threads) may record the same step.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(
             json.dumps({"diff_id": entry.diff_id, "layer": entry.layer, "created": entry.created})
         )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,42 @@ def invocation_key(invocation: dict[str, Any], context: str, dockerfile: str) ->
         _file_bytes(h, path)
     _walk(h, context)
     return h.hexdigest()
+
+
+def options_key(opts: Any) -> str | None:
+    """The record key of a build with OPTS (a `BuildOptions`, or anything with its fields:
+    the CLI passes a plain namespace so a hit never imports the builder), or None when
+    the build may not be answered from a record: it has effects beyond the store (outputs,
+    --load, an iidfile), reads secrets, or skips the cache."""
+    if not opts.noop_cache or opts.no_cache or opts.outputs or opts.load or opts.iidfile:
+        return None
+    dockerfile = opts.dockerfile or os.path.join(opts.context, "Dockerfile")
+    if opts.secrets or not (os.path.isdir(opts.context) and os.path.isfile(dockerfile)):
+        return None  # (a missing file: the builder gives the proper error)
+    invocation = {
+        "dockerfile": os.path.abspath(dockerfile),
+        "tags": sorted(opts.tags),
+        "target": opts.target,
+        "build_args": opts.build_args,
+        "labels": opts.labels,
+        "network": opts.network,
+        "runtime": opts.runtime or os.environ.get("SLIMAGE_RUNTIME"),
+        "compression": opts.compression or os.environ.get("SLIMAGE_COMPRESSION", "gzip"),
+        "source_date_epoch": opts.source_date_epoch,
+    }
+    return invocation_key(invocation, opts.context, dockerfile)
+
+
+def report_hit(out: Any, result: dict[str, Any]) -> None:
+    """Tell OUT (a text stream) about an answered rebuild, as BuildKit reports an
+    all-cached one."""
+    out.write("#1 nothing changed since the last identical build: every step CACHED\n")
+    out.write("#1 DONE 0.0s\n\n#2 exporting to image\n")
+    out.write(f"#2 writing image {result['image_id']} done\n")
+    for tag in result["tags"]:
+        out.write(f"#2 naming to {tag} done\n")
+    out.write("#2 DONE 0.0s\n")
+    out.flush()
 
 
 def _other_refs(root: Path, own: list[str]) -> str:
@@ -121,7 +158,7 @@ def remember(root: Path, key: str, tags: list[str], result: dict[str, Any]) -> N
     out = root / "build-noop"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".{key}.{os.getpid()}.tmp"
+        tmp = out / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps(record))
         os.replace(tmp, out / f"{key}.json")
     except OSError:

@@ -12,28 +12,33 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from slimage.image import Layer
-from slimage.runtime import overlay
-from slimage.store.store import Store
+from slimage.runtime import overlay, owner
+from slimage.store.store import Store, disk_errors
 
 
 class LayerDirs:
+    """The unpacked layers of one store, and the overlay workspaces this object mounted
+    (its owner, a build session, closes them: see `close_workspaces`)."""
+
     def __init__(self, store: Store):
         self.store = store
+        self.active: dict[str, Workspace] = {}
+        self._active_lock = threading.Lock()
         # Unpacked dirs are mounted before any new blob exists: keep gc out meanwhile.
         store.hold_for_writing()
-        self.base = store.root / "layers-unpacked"
-        self.base.mkdir(parents=True, exist_ok=True)
-        self.work_base = store.root / "build-work"
-        self.work_base.mkdir(parents=True, exist_ok=True)
+        self.base = store.private_dir("layers-unpacked")  # 0700: setuid files, devices
+        self.work_base = store.private_dir("build-work")
         self.empty = self.base / "empty"
         self.empty.mkdir(exist_ok=True)
         sweep_stale(self.work_base)
+        sweep_dead_extractions(self.base)
 
     def path(self, diff_id: str) -> Path:
         return self.base / diff_id.split(":", 1)[-1]
@@ -42,11 +47,15 @@ class LayerDirs:
         dest = self.path(layer.diff_id)
         if dest.is_dir():
             return dest
-        tmp = self.base / f".tmp-{uuid.uuid4().hex[:12]}"
+        # Named for its owner, so a later LayerDirs can remove it if we die mid-extraction.
+        tmp = self.base / f".tmp-{owner.token()}-{uuid.uuid4().hex[:12]}"
         try:
             from slimage.layers.extract import extract_layer
 
-            with contextlib.closing(layer.open_tar()) as stream:
+            with (
+                disk_errors(f"unpacked layer {layer.diff_id}", self.base),
+                contextlib.closing(layer.open_tar()) as stream,
+            ):
                 extract_layer(stream, tmp, mode="overlay", label=f"layer {layer.diff_id}")
             try:
                 os.rename(tmp, dest)
@@ -75,15 +84,29 @@ class LayerDirs:
     @contextlib.contextmanager
     def workspace(self, lowers: Sequence[Path], *, writable: bool = True) -> Iterator[Workspace]:
         ws = Workspace(self.work_base / uuid.uuid4().hex[:16], list(lowers), writable)
-        ws.mount()
+        with self._active_lock:
+            self.active[str(ws.path)] = ws
         try:
-            yield ws
+            ws.mount()
+            with disk_errors("the build workspace", self.work_base):  # COPY, ADD, RUN
+                yield ws
         finally:
-            ws.close()
+            try:
+                ws.close()
+            finally:
+                with self._active_lock:
+                    self.active.pop(str(ws.path), None)
 
-
-# Every mounted workspace, so a signal handler can unmount them all.
-ACTIVE: dict[str, Workspace] = {}
+    def close_workspaces(self) -> None:
+        """Unmount and delete every workspace still open (an interrupted build's)."""
+        with self._active_lock:
+            left = list(self.active.values())
+            self.active.clear()
+        for ws in left:
+            with contextlib.suppress(Exception):
+                _kill_containers_in(ws.path)
+            with contextlib.suppress(Exception):
+                ws.close()
 
 
 class Workspace:
@@ -108,14 +131,13 @@ class Workspace:
         if self.writable:
             self.upper.mkdir()
             self.work.mkdir()
-        ACTIVE[str(self.path)] = self
+        self.mounted = True  # from here on close() tries to unmount, even if mount(2) failed
         overlay.mount_overlay(
             self.merged,
             self.lowers,
             self.upper if self.writable else None,
             self.work if self.writable else None,
         )
-        self.mounted = True
 
     def unmount(self) -> None:
         if self.mounted:
@@ -126,7 +148,6 @@ class Workspace:
         try:
             self.unmount()
         finally:
-            ACTIVE.pop(str(self.path), None)
             if self.path.exists() and not overlay.is_mounted(self.merged):
                 shutil.rmtree(self.path, ignore_errors=True)
             if self._lock is not None:
@@ -185,7 +206,21 @@ def _kill_containers_in(workspace: Path) -> None:
                 subprocess.run([rt, "delete", "--force", c["id"]], capture_output=True)
 
 
-def cleanup_all() -> None:
-    for ws in list(ACTIVE.values()):
-        with contextlib.suppress(Exception):
-            ws.close()
+def sweep_dead_extractions(base: Path) -> None:
+    """Remove `.tmp-<owner>-*` extractions whose owner died (SIGKILL mid-`run`/build).
+    Names from before owners were recorded (`.tmp-<hex>`) go once an hour old."""
+    try:
+        entries = [e for e in base.iterdir() if e.name.startswith(".tmp-")]
+    except OSError:
+        return
+    for d in entries:
+        tag, dash, _ = d.name[len(".tmp-") :].rpartition("-")
+        if dash and "." in tag:
+            dead = not owner.alive(tag)
+        else:
+            try:
+                dead = time.time() - d.stat().st_mtime > 3600
+            except OSError:
+                continue
+        if dead:
+            shutil.rmtree(d, ignore_errors=True)

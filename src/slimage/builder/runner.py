@@ -24,9 +24,6 @@ from slimage.errors import BuildError
 from slimage.runtime import spec as ocispec
 from slimage.runtime.ocirun import OciRuntime
 
-# Containers started by this process, for the signal-time cleanup.
-ACTIVE_CONTAINERS: dict[str, OciRuntime] = {}
-
 
 @dataclass
 class RunRequest:
@@ -100,7 +97,6 @@ def run_in(
     cid = "slimage-build-" + uuid.uuid4().hex[:12]
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     partial = b""
-    ACTIVE_CONTAINERS[cid] = runtime
     try:
         p = runtime.run(cid, str(bundle_dir), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         assert p.stdout is not None
@@ -116,11 +112,13 @@ def run_in(
         except BaseException:
             with contextlib.suppress(Exception):
                 p.send_signal(signal.SIGKILL)
+                p.wait()
             raise
     finally:
+        # Also on KeyboardInterrupt (Ctrl-C, or SIGTERM as the CLI maps it). Should this be
+        # cut short, the runtime object still lists the container for its session's close.
         runtime.kill(cid, "KILL")
         runtime.delete(cid, force=True)
-        ACTIVE_CONTAINERS.pop(cid, None)
     if partial:
         tail.append(partial.decode(errors="replace"))
     # Undo the mount points runc had to create: they are not part of the step's changes.
@@ -147,11 +145,3 @@ def _rm_empty_tree(path: str) -> None:
                 os.unlink(os.path.join(dirpath, f))
         with contextlib.suppress(OSError):
             os.rmdir(dirpath)
-
-
-def kill_all() -> None:
-    for cid, rt in list(ACTIVE_CONTAINERS.items()):
-        with contextlib.suppress(Exception):
-            rt.kill(cid, "KILL")
-            rt.delete(cid, force=True)
-        ACTIVE_CONTAINERS.pop(cid, None)

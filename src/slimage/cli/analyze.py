@@ -123,7 +123,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if args.base is not None and args.base < 0:
         raise UsageError("--base must be >= 0")
     report = analyze_image(
-        args.image, verify=not args.no_verify, base_layers=args.base, top=args.top, largest=args.top
+        _target(args.image),
+        verify=not args.no_verify,
+        base_layers=args.base,
+        top=args.top,
+        largest=args.top,
     )
     ci = evaluate(report, flags, args.ci_config) if args.ci else None
     if args.json:
@@ -229,10 +233,18 @@ def _render_ci(ci: Any) -> None:
     )
 
 
+def _target(spec: str) -> Any:
+    """SPEC opened against the store this invocation names (--root / $SLIMAGE_HOME)."""
+    from slimage.analysis.source import open_target
+    from slimage.cli.session import open_store
+
+    return open_target(spec, store=open_store())
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from slimage.analysis.diff import diff_images
 
-    report = diff_images(args.a, args.b, verify=not args.no_verify)
+    report = diff_images(_target(args.a), _target(args.b), verify=not args.no_verify)
     if args.json:
         print_json(report)
         return 0

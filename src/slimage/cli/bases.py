@@ -24,9 +24,10 @@ def _csv(values: list[str] | None) -> list[str]:
 
 
 def _store() -> Any:
+    from slimage.cli.session import store_root
     from slimage.store.store import Store
 
-    return Store()
+    return Store(store_root())
 
 
 def _add_repo_flags(p: argparse.ArgumentParser) -> None:

@@ -69,37 +69,6 @@ def cmd_build(args: argparse.Namespace) -> int:
             shutil.rmtree(private, ignore_errors=True)
 
 
-def _noop_check(args: argparse.Namespace) -> tuple[Any, str, dict[str, Any] | None] | None:
-    """(root, key, recorded result or None) when this build may be answered by
-    `slimage.builder.noop`; None when it has side effects beyond the store (outputs, --load,
-    an iidfile), reads secrets, takes the Dockerfile from stdin, or skips the cache."""
-    import os
-
-    if args.no_cache or args.output or args.load or args.iidfile or args.secret:
-        return None
-    if args.file == "-":
-        return None
-    dockerfile = args.file or os.path.join(args.context, "Dockerfile")
-    if not (os.path.isdir(args.context) and os.path.isfile(dockerfile)):
-        return None  # the builder gives the proper error
-    from slimage.builder import noop
-    from slimage.store.paths import default_root
-
-    invocation = {
-        "dockerfile": os.path.abspath(dockerfile),
-        "tags": sorted(args.tag or []),
-        "target": args.target,
-        "build_args": _kv(args.build_arg, "--build-arg"),
-        "labels": _kv(args.label, "--label"),
-        "network": args.network,
-        "runtime": args.runtime,
-        "compression": args.compression,
-    }
-    root = default_root()
-    key = noop.invocation_key(invocation, args.context, dockerfile)
-    return root, key, noop.lookup(root, key, args.tag or [])
-
-
 def _print_result(args: argparse.Namespace, result: Any) -> None:
     if args.json:
         from slimage.cli.output import print_json
@@ -112,36 +81,15 @@ def _print_result(args: argparse.Namespace, result: Any) -> None:
 
 def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
     import time
+    from types import SimpleNamespace
+
+    from slimage.cli.session import store_root
 
     started = time.perf_counter()
-    check = _noop_check(args)
-    if check is not None and check[2] is not None:
-        hit = check[2]
-        hit.update(cached_steps=hit["steps"], seconds=round(time.perf_counter() - started, 3))
-        if not (args.quiet or args.json or args.progress == "quiet"):
-            err = sys.stderr
-            err.write("#1 nothing changed since the last identical build: every step CACHED\n")
-            err.write("#1 DONE 0.0s\n\n#2 exporting to image\n")
-            err.write(f"#2 writing image {hit['image_id']} done\n")
-            for tag in hit["tags"]:
-                err.write(f"#2 naming to {tag} done\n")
-            err.write("#2 DONE 0.0s\n")
-        _print_result(args, hit)
-        return 0
-
-    from slimage.builder.api import BuildOptions, build
-
-    dockerfile = args.file
-    if dockerfile == "-":
-        # `-f -`: the Dockerfile comes on stdin (as with docker build).
-        import tempfile
-
-        with tempfile.NamedTemporaryFile("wb", suffix=".Dockerfile", delete=False) as fh:
-            fh.write(sys.stdin.buffer.read())
-            dockerfile = fh.name
-    opts = BuildOptions(
+    quiet = args.quiet or args.json or args.progress == "quiet"
+    fields: dict[str, Any] = dict(
         context=args.context,
-        dockerfile=dockerfile,
+        dockerfile=args.file,
         tags=args.tag or [],
         target=args.target,
         build_args=_kv(args.build_arg, "--build-arg"),
@@ -151,27 +99,43 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
         secrets=secrets,
         outputs=args.output or [],
         load=args.load,
-        quiet=args.quiet or args.json or args.progress == "quiet",
+        quiet=quiet,
+        progress=sys.stderr,
         compression=args.compression,
         labels=_kv(args.label, "--label"),
         iidfile=args.iidfile,
+        source_date_epoch=None,
+        noop_cache=args.file != "-",  # a temp Dockerfile: no record could ever match
     )
+    # The no-op record first, with the same key `build()` uses, so that an identical
+    # rebuild is answered before the builder (or even its options class) is imported.
+    from slimage.builder import noop
+
+    key = noop.options_key(SimpleNamespace(**fields))
+    hit = noop.lookup(store_root(), key, fields["tags"]) if key is not None else None
+    if hit is not None:
+        hit.update(cached_steps=hit["steps"], seconds=round(time.perf_counter() - started, 3))
+        if not quiet:
+            noop.report_hit(sys.stderr, hit)
+        _print_result(args, hit)
+        return 0
+
+    from slimage.builder.api import BuildOptions, build
+
+    if args.file == "-":
+        # `-f -`: the Dockerfile comes on stdin (as with docker build).
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("wb", suffix=".Dockerfile", delete=False) as fh:
+            fh.write(sys.stdin.buffer.read())
+            fields["dockerfile"] = fh.name
     try:
-        result = build(opts)
+        result = build(BuildOptions(**fields), store_root())
     finally:
         if args.file == "-":
             import os
 
-            os.unlink(dockerfile)
-    if check is not None:
-        import dataclasses
-
-        from slimage.builder import noop
-
-        root, key, _ = check
-        again = _noop_check(args)
-        if again is not None and again[1] == key:  # nothing changed while we built
-            noop.remember(root, key, args.tag or [], dataclasses.asdict(result))
+            os.unlink(fields["dockerfile"])
     _print_result(args, result)
     return 0
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slimage.cli.output import add_json_flag, print_json
+from slimage.cli.session import store_root, tell
 from slimage.errors import SlimageError, UsageError
 from slimage.oci.digest import short_id
 from slimage.store.store import Store
@@ -125,7 +126,7 @@ def _os_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 
 def _store() -> Store:
-    return Store()
+    return Store(store_root(), notify=tell)
 
 
 # ---------------------------------------------------------------------------- load
@@ -228,9 +229,18 @@ def cmd_save(args: argparse.Namespace) -> int:
 
 @_os_errors
 def cmd_images(args: argparse.Namespace) -> int:
+    """List the store. Exit code 0 whenever the store itself can be read, even when some
+    images cannot (a config with a field of the wrong type, a missing blob, a layer that
+    fails its check): those are listed with IMAGE ID `<broken>` and each is reported on
+    one stderr line, so one bad image never hides the others. `slimage fsck` is the
+    command whose exit code says whether the store is healthy (1 if not)."""
     from slimage.transports.catalog import list_images
 
     rows = list_images(_store(), args.reference)
+    for digest, why in sorted({(r.manifest_digest, r.broken) for r in rows if r.broken}):
+        print(
+            f"slimage: warning: image {digest} is broken: {why} (see slimage fsck)", file=sys.stderr
+        )
     if args.json:
         print_json(
             [
@@ -241,6 +251,7 @@ def cmd_images(args: argparse.Namespace) -> int:
                     "digest": r.manifest_digest,
                     "created": r.created,
                     "size": r.size,
+                    **({"broken": r.broken} if r.broken else {}),
                 }
                 for r in rows
             ]
@@ -254,7 +265,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         {
             "Containers": "N/A",
             "CreatedAt": go_time_string(r.created_ts),
-            "CreatedSince": since(r.created_ts),
+            "CreatedSince": "N/A" if r.broken else since(r.created_ts),
             "Digest": r.manifest_digest if args.digests else "<none>",
             "ID": r.id if args.no_trunc else short_id(r.id),
             "Repository": r.repository,
@@ -423,12 +434,23 @@ def cmd_rmi(args: argparse.Namespace) -> int:
 
 @_os_errors
 def cmd_gc(args: argparse.Namespace) -> int:
-    report = _store().gc()
+    store = _store()
+    from slimage.runtime.containers import Containers
+
+    Containers(store)  # reaps what dead `run`s left, so gc can free their images too
+    report = store.gc()
     if args.json:
         print_json(report)
         return 0
     for digest in report.removed_blobs:
         print(f"Deleted: {digest}")
+    if report.removed_tmp:
+        print(
+            f"Deleted {report.removed_tmp} abandoned temp files "
+            f"({human_size(report.removed_tmp_bytes)})"
+        )
+    for line in report.broken_images:
+        print(f"slimage: warning: broken image kept: {line} (see slimage fsck)", file=sys.stderr)
     print(f"Total reclaimed space: {human_size(report.removed_bytes)}")
     return 0
 
@@ -443,6 +465,12 @@ def cmd_fsck(args: argparse.Namespace) -> int:
             print(f"corrupt blob: {d}")
         for d in report.missing:
             print(f"missing blob: {d}")
+        for line in report.broken_images:
+            print(f"broken image: {line}")
+        for line in report.bad_records:
+            print(f"corrupt record: {line}")
+        for line in report.warnings:
+            print(f"slimage: warning: {line}", file=sys.stderr)
         print(f"checked {report.checked} blobs: {'ok' if report.ok else 'PROBLEMS FOUND'}")
     return 0 if report.ok else 1
 

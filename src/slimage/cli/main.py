@@ -3,14 +3,14 @@
 The CLI stays thin: each module in `COMMAND_MODULES` registers its sub-commands on the
 shared parser and calls one function of the Python API. Every `SlimageError` becomes a
 one-line message on stderr and a non-zero exit; nothing else is caught, so a real bug still
-shows its traceback.
+shows its traceback. The CLI, not the library, resolves the store root (handed to commands
+through `slimage.cli.session`) and turns SIGTERM/SIGHUP into the same unwinding as Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(["run", "exec", "ps", "logs", "stop", "rm"], "slimage.cli.runtime"),
     **dict.fromkeys(["pull", "push", "copy", "login", "logout"], "slimage.cli.registry"),
     **dict.fromkeys(["base", "compat", "surface"], "slimage.cli.bases"),
+    "minify": "slimage.cli.minify",
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))
 
@@ -72,11 +73,22 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    from slimage.cli.session import signals_unwind
+
+    try:
+        with signals_unwind():  # first: a signal at any later point unwinds cleanly
+            return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as exc:  # (before _main's own handler could take it)
+        _say("slimage: interrupted")
+        return int(getattr(exc, "exit_code", 130))
+
+
+def _main(argv: list[str]) -> int:
+    from slimage.cli.session import set_store_root
+
     parser = build_parser(_wanted_modules(argv))
     args = parser.parse_args(argv)
-    if args.root:
-        os.environ["SLIMAGE_HOME"] = os.path.abspath(args.root)
+    set_store_root(args.root)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
@@ -84,14 +96,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc = func(args)
     except SlimageError as err:
-        print(f"slimage: error: {err}", file=sys.stderr)
+        _say(f"slimage: error: {err}")
         return err.exit_code
-    except KeyboardInterrupt:
-        print("slimage: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        _say("slimage: interrupted")
+        return int(getattr(exc, "exit_code", 130))
     except BrokenPipeError:
         return 0
     return int(rc or 0)
+
+
+def _say(line: str) -> None:
+    """A last line on stderr, which may be gone (SIGHUP: the terminal closed)."""
+    try:
+        print(line, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

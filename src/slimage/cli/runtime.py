@@ -9,9 +9,10 @@ from typing import Any
 
 
 def _containers(args: argparse.Namespace) -> Any:
+    from slimage.cli.session import open_store
     from slimage.runtime.containers import Containers
 
-    return Containers()
+    return Containers(open_store())
 
 
 def _ago(ts: float) -> str:
@@ -40,7 +41,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         tty=args.tty,
         interactive=args.interactive,
         runtime=args.runtime,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr.buffer,
     )
+    sys.stdout.flush()
     rec, rc = _containers(args).run(opts)
     if args.json:
         from slimage.cli.output import print_json

@@ -20,10 +20,10 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from slimage.errors import NotFoundError, RuntimeToolError, SlimageError, UsageError
-from slimage.runtime import overlay
+from slimage.runtime import overlay, owner
 from slimage.runtime import spec as ocispec
 from slimage.runtime.ocirun import OciRuntime
 from slimage.runtime.process import check_command, plan_process
@@ -51,6 +51,10 @@ class ContainerRecord:
     user: str = ""
     workdir: str = "/"
     exit_code: int | None = None
+    # `<pid>.<start>` of the process that must finish this container's life (the `run`
+    # itself, or the watcher of a detached --rm); "" once nobody has to. A dead owner's
+    # --rm container is removed by the next command that looks (see `reap_orphans`).
+    owner: str = ""
 
 
 @dataclass
@@ -68,13 +72,21 @@ class RunOptions:
     tty: bool = False
     interactive: bool = False
     runtime: str | None = None
+    # Where a foreground container's output goes (besides its log); None: the log only.
+    # The library writes nowhere else: the CLI passes its own stdout and stderr.
+    stdout: BinaryIO | None = None
+    stderr: BinaryIO | None = None
 
 
 class Containers:
-    def __init__(self, store: Store | None = None):
-        self.store = store or Store()
-        self.dir = self.store.root / "containers"
-        self.dir.mkdir(parents=True, exist_ok=True)
+    """The containers of one store. Creating it reaps what dead processes left behind, so
+    every runtime command (run, ps, rm, ...) starts from a clean state."""
+
+    def __init__(self, store: Store, *, reap: bool = True):
+        self.store = store
+        self.dir = self.store.private_dir("containers")  # rootfs mounts: 0700
+        if reap:
+            self.reap_orphans()
 
     # ------------------------------------------------------------------ records
     def _records(self) -> list[ContainerRecord]:
@@ -108,7 +120,6 @@ class Containers:
 
     # ------------------------------------------------------------------ run
     def run(self, opts: RunOptions) -> tuple[ContainerRecord, int]:
-        from slimage.builder.rootfs import LayerDirs
         from slimage.store.images import open_image
 
         overlay.require_root("slimage run")
@@ -140,9 +151,6 @@ class Containers:
             hostname=cid[:12],
         )
         cdir = self.dir / cid
-        rootfs = cdir / "rootfs"
-        for sub in ("upper", "work", "rootfs", "bundle"):
-            (cdir / sub).mkdir(parents=True)
         rec = ContainerRecord(
             id=cid,
             name=name,
@@ -158,97 +166,140 @@ class Containers:
             env=plan.env,
             user=plan.user,
             workdir=plan.workdir,
+            owner=owner.token(),
         )
-        self.store.pin(f"container-{cid}", manifest_digest)  # gc keeps what we mount
-        self._save(rec)
+        # From the first mkdir on, any exit (an error, Ctrl-C, or SIGTERM/SIGHUP that the
+        # CLI turns into KeyboardInterrupt) goes through `_abandon`: nothing is left
+        # mounted, running or on disk unless the container was started without --rm.
+        started = False
         try:
-            lowers = LayerDirs(self.store).ensure_all(image.layers)
-            overlay.mount_overlay(rootfs, lowers, cdir / "upper", cdir / "work")
-            from slimage.builder.fsops import mkdir_p
-
-            mkdir_p(str(rootfs), plan.workdir)
-            check_command(rootfs, plan.args, plan.env, name)
-            user = resolve_user(rootfs, plan.user)
-            env = list(plan.env)
-            if not any(e.startswith("HOME=") for e in env):
-                env.append(f"HOME={user.home}")
-            proc = ocispec.ProcessSpec(
-                plan.args,
-                env,
-                plan.workdir,
-                user.uid,
-                user.gid,
-                user.additional_gids,
-                terminal=opts.tty,
-            )
-            mounts = [
-                ocispec.bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True),
-                ocispec.bind("/etc/hosts", "/etc/hosts", readonly=True),
-            ]
-            spec = ocispec.make_spec(
-                str(rootfs), proc, network=opts.network, hostname=cid[:12], mounts=mounts
-            )
-            (cdir / "bundle" / "config.json").write_text(json.dumps(spec))
-        except BaseException:
-            self._teardown(rec)
-            raise
-        if opts.detach:
-            log = open(cdir / "container.log", "ab")
-            p = runtime.run(cid, str(cdir / "bundle"), stdout=log, stderr=log, detach=True)
-            rc = p.wait()
-            log.close()
-            if rc != 0:
-                err = (cdir / "container.log").read_text(errors="replace").strip().splitlines()[-1:]
-                self._teardown(rec)
-                raise RuntimeToolError(f"could not start container: {' '.join(err)}")
+            cdir.mkdir(parents=True)
+            self._save(rec)  # first: a record names its owner, so a reaper can attribute it
+            for sub in ("upper", "work", "rootfs", "bundle"):
+                (cdir / sub).mkdir()
+            self.store.pin(f"container-{cid}", manifest_digest)  # gc keeps what we mount
+            self._prepare(rec, image, plan, opts)
+            if opts.detach:
+                started = True
+                return self._start_detached(rec, runtime, opts), 0
+            started = True
+            rc = self._run_foreground(rec, runtime, opts)
+            rec.exit_code = rc
             if opts.rm:
-                subprocess.Popen(
-                    [sys.executable, "-m", "slimage.runtime.reaper", str(self.store.root), cid],
-                    start_new_session=True,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            return rec, 0
+                self._teardown(rec)
+            else:
+                rec.owner = ""
+                self._save(rec)
+        except BaseException:
+            self._abandon(rec, runtime, started=started)
+            raise
+        return rec, rc
+
+    def _prepare(self, rec: ContainerRecord, image: Any, plan: Any, opts: RunOptions) -> None:
+        """Mount the rootfs and write the bundle's config.json."""
+        from slimage.builder.fsops import mkdir_p
+        from slimage.builder.rootfs import LayerDirs
+
+        cdir = self.dir / rec.id
+        rootfs = cdir / "rootfs"
+        lowers = LayerDirs(self.store).ensure_all(image.layers)
+        overlay.mount_overlay(rootfs, lowers, cdir / "upper", cdir / "work")
+        mkdir_p(str(rootfs), plan.workdir)
+        check_command(rootfs, plan.args, plan.env, rec.name)
+        user = resolve_user(rootfs, plan.user)
+        env = list(plan.env)
+        if not any(e.startswith("HOME=") for e in env):
+            env.append(f"HOME={user.home}")
+        proc = ocispec.ProcessSpec(
+            plan.args,
+            env,
+            plan.workdir,
+            user.uid,
+            user.gid,
+            user.additional_gids,
+            terminal=opts.tty,
+        )
+        mounts = [
+            ocispec.bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True),
+            ocispec.bind("/etc/hosts", "/etc/hosts", readonly=True),
+        ]
+        spec = ocispec.make_spec(
+            str(rootfs), proc, network=opts.network, hostname=rec.id[:12], mounts=mounts
+        )
+        (cdir / "bundle" / "config.json").write_text(json.dumps(spec))
+
+    def _start_detached(
+        self, rec: ContainerRecord, runtime: OciRuntime, opts: RunOptions
+    ) -> ContainerRecord:
+        cdir = self.dir / rec.id
+        with open(cdir / "container.log", "ab") as log:
+            p = runtime.run(rec.id, str(cdir / "bundle"), stdout=log, stderr=log, detach=True)
+            rc = p.wait()
+        if rc != 0:
+            err = (cdir / "container.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise RuntimeToolError(f"could not start container: {' '.join(err)}")
+        if opts.rm:
+            watcher = subprocess.Popen(
+                [sys.executable, "-m", "slimage.runtime.reaper", str(self.store.root), rec.id],
+                start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            rec.owner = owner.token(watcher.pid)
+        else:
+            rec.owner = ""
+        self._save(rec)
+        return rec
+
+    def _run_foreground(self, rec: ContainerRecord, runtime: OciRuntime, opts: RunOptions) -> int:
+        cdir = self.dir / rec.id
         stdin = None if (opts.tty or opts.interactive) else subprocess.DEVNULL
         if opts.tty:
-            p = runtime.run(cid, str(cdir / "bundle"), stdin=stdin)
-            pumps: list[threading.Thread] = []
-        else:
-            # Without a terminal, output is also kept for `logs` (as Docker's log driver).
+            p = runtime.run(rec.id, str(cdir / "bundle"), stdin=stdin)
+            try:
+                return p.wait()
+            except BaseException:
+                _kill_and_reap(runtime, rec.id, p)
+                raise
+        # Without a terminal, output is also kept for `logs` (as Docker's log driver).
+        with open(cdir / "container.log", "ab") as log:
             p = runtime.run(
-                cid,
+                rec.id,
                 str(cdir / "bundle"),
                 stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
-            log = open(cdir / "container.log", "ab")
             lock = threading.Lock()
             pumps = [
-                threading.Thread(
-                    target=_pump, args=(p.stdout, sys.stdout.buffer, log, lock), daemon=True
-                ),
-                threading.Thread(
-                    target=_pump, args=(p.stderr, sys.stderr.buffer, log, lock), daemon=True
-                ),
+                threading.Thread(target=_pump, args=(src, dst, log, lock), daemon=True)
+                for src, dst in ((p.stdout, opts.stdout), (p.stderr, opts.stderr))
             ]
             for t in pumps:
                 t.start()
-        try:
-            rc = p.wait()
-        except KeyboardInterrupt:
-            runtime.kill(cid, "TERM")
-            rc = p.wait()
-        for t in pumps:
-            t.join()
-        if pumps:
-            log.close()
-        rec.exit_code = rc
-        self._save(rec)
-        if opts.rm:
-            self.remove(rec.id, force=True)
-        return rec, rc
+            try:
+                rc = p.wait()
+            except BaseException:
+                _kill_and_reap(runtime, rec.id, p)
+                raise
+            finally:
+                for t in pumps:
+                    t.join(timeout=5)
+        return rc
+
+    def _abandon(self, rec: ContainerRecord, runtime: OciRuntime, *, started: bool) -> None:
+        """Undo an interrupted or failed `run`: a container that never started, or one
+        started with --rm, goes entirely; a started one without --rm stays, exited, as
+        `docker run` leaves it."""
+        with contextlib.suppress(Exception):
+            if not started or rec.auto_remove or rec.detached:
+                self._teardown(rec)
+                return
+            runtime.kill(rec.id, "KILL", all_procs=True)
+            runtime.delete(rec.id, force=True)
+            rec.owner = ""
+            self._save(rec)
 
     # ------------------------------------------------------------------ exec
     def exec(
@@ -340,27 +391,95 @@ class Containers:
         return rec
 
     def _teardown(self, rec: ContainerRecord) -> None:
-        rt = OciRuntime(rec.runtime)
-        rt.delete(rec.id, force=True)
+        """Delete the runtime's container, unmount the rootfs, remove the directory and
+        the gc pin. Idempotent, and safe on a half-made container."""
+        with contextlib.suppress(SlimageError):
+            OciRuntime(rec.runtime).delete(rec.id, force=True)
         cdir = self.dir / rec.id
         overlay.unmount(cdir / "rootfs")
         if not overlay.is_mounted(cdir / "rootfs"):
             shutil.rmtree(cdir, ignore_errors=True)
             self.store.unpin(f"container-{rec.id}")
 
+    # ------------------------------------------------------------------ reaping
+    def reap_orphans(self) -> list[str]:
+        """Remove what a `run` killed outright (SIGKILL, OOM) could not: its --rm
+        container (running or not) once its owner is gone, and a container directory
+        whose record was never written. Returns the ids removed. A detached --rm
+        container whose watcher died is removed once it has exited."""
+        removed: list[str] = []
+        try:
+            entries = list(self.dir.iterdir())
+        except OSError:
+            return removed
+        for d in entries:
+            try:
+                rec = ContainerRecord(**json.loads((d / "record.json").read_text()))
+            except FileNotFoundError:
+                if _older_than(d, 60):  # killed between mkdir and the record's write
+                    with contextlib.suppress(Exception):
+                        overlay.unmount(d / "rootfs")
+                        if not overlay.is_mounted(d / "rootfs"):
+                            shutil.rmtree(d, ignore_errors=True)
+                            removed.append(d.name)
+                continue
+            except (OSError, ValueError, TypeError):
+                continue
+            if not rec.auto_remove or not rec.owner or owner.alive(rec.owner):
+                continue
+            with contextlib.suppress(Exception):
+                if rec.detached and self.status(rec) == "running":
+                    continue
+                OciRuntime(rec.runtime).kill(rec.id, "KILL", all_procs=True)
+                self._teardown(rec)
+                removed.append(rec.id)
+        return removed
 
-def _pump(src: Any, dst: Any, log: Any, lock: threading.Lock) -> None:
-    while chunk := src.read1(65536):
-        with lock:
-            dst.write(chunk)
-            dst.flush()
-            log.write(chunk)
-            log.flush()
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
+
+
+def _kill_and_reap(runtime: OciRuntime, cid: str, p: subprocess.Popen[bytes]) -> None:
+    """Stop an interrupted foreground container: SIGTERM (its own chance to finish), then
+    SIGKILL to every process in it, and wait for the runtime process to exit."""
+    with contextlib.suppress(Exception):
+        runtime.kill(cid, "TERM")
+        try:
+            p.wait(timeout=3)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+        runtime.kill(cid, "KILL", all_procs=True)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _pump(src: Any, dst: BinaryIO | None, log: Any, lock: threading.Lock) -> None:
+    """Copy one output pipe to DST and the log. A closed DST or log (the run was
+    interrupted and is cleaning up) only ends the copy: nothing is raised from a thread."""
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := src.read1(65536):
+            with lock:
+                if dst is not None:
+                    try:
+                        dst.write(chunk)
+                        dst.flush()
+                    except (OSError, ValueError):
+                        dst = None  # the reader went away; the log still gets everything
+                log.write(chunk)
+                log.flush()
 
 
 def wait_and_remove(root: str, cid: str) -> None:
     """The --rm watcher of a detached container: remove it once it has exited."""
-    c = Containers(Store(root))
+    c = Containers(Store(root), reap=False)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     while True:
         try:

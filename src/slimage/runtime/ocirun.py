@@ -45,9 +45,14 @@ def _hybrid_cgroups_with_v2_controllers() -> bool:
 
 
 class OciRuntime:
+    """One OCI runtime binary, and the containers started through this object that were
+    not deleted yet: the owner of the object (a build session) can remove exactly those,
+    and nothing another build in the same process started."""
+
     def __init__(self, name: str | None = None):
         self.path = runtime_path(name)
         self._prefix: list[str] = []
+        self.started: set[str] = set()
         if os.path.basename(self.path) == "crun" and _hybrid_cgroups_with_v2_controllers():
             # Hide the v2 mount from crun only, in a private mount namespace, so it sees a
             # plain v1 host. The host's mounts and cgroups are left as they are.
@@ -78,6 +83,7 @@ class OciRuntime:
         if detach:
             args.append("--detach")
         args.append(container_id)
+        self.started.add(container_id)
         return subprocess.Popen(
             self._cmd(*args), stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=detach
         )
@@ -101,6 +107,13 @@ class OciRuntime:
     def delete(self, container_id: str, *, force: bool = True) -> None:
         args = ["delete"] + (["--force"] if force else []) + [container_id]
         subprocess.run(self._cmd(*args), capture_output=True)
+        self.started.discard(container_id)
+
+    def remove_started(self) -> None:
+        """Kill and delete every container this object started and has not deleted."""
+        for cid in list(self.started):
+            self.kill(cid, "KILL", all_procs=True)
+            self.delete(cid, force=True)
 
     def list_ids(self) -> list[str]:
         res = subprocess.run(self._cmd("list", "--format", "json"), capture_output=True)

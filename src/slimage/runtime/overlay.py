@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,9 @@ _libc.mount.argtypes = [
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 MS_RDONLY = 1
 MNT_DETACH = 2
+# umount2's answers for "nothing to undo": EINVAL (not a mount point), ENOENT (no such
+# path, e.g. a half-made container or workspace).
+_NOT_MOUNTED = (errno.EINVAL, errno.ENOENT)
 # The page-size limit of mount data; past it we mount with paths relative to a chdir.
 _MAX_DATA = 4000
 
@@ -102,11 +106,11 @@ def unmount(target: str | Path) -> None:
     t = str(target).encode()
     if _libc.umount2(t, 0) != 0:
         err = ctypes.get_errno()
-        if err == 22:  # EINVAL: not mounted
+        if err in _NOT_MOUNTED:
             return
         if _libc.umount2(t, MNT_DETACH) != 0:
             err = ctypes.get_errno()
-            if err != 22:
+            if err not in _NOT_MOUNTED:
                 raise RuntimeToolError(f"umount {target}: {os.strerror(err)}")
 
 
