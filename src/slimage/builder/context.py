@@ -1,7 +1,10 @@
-"""The build context: which files a COPY may read, .dockerignore, globs and content digests.
+"""The build context: which files a COPY, ADD or RUN mount may read, .dockerignore, globs
+and content digests.
 
-Sources are always resolved inside the context directory: `..` or a symlink that would
-leave it is an error, as with BuildKit. The digests of what a COPY reads go into its cache
+Every source goes through one resolver, `BuildContext.locate`, which treats the context
+as `/` (BuildKit's rule): `..` stops at its root and a symlink at any depth, named or
+matched by a glob, is followed inside it, so no path can reach a host file. Inside a copied
+tree, symlinks stay symlinks. The digests of what a COPY reads go into its cache
 key, so editing one file rebuilds from the first step that reads it.
 """
 
@@ -13,10 +16,12 @@ import json
 import os
 import re
 import stat
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from slimage.builder.fsops import resolve_in_root
 from slimage.dockerfile.dockerignore import DockerIgnore, load_ignore_patterns
 from slimage.errors import BuildError
 
@@ -65,10 +70,15 @@ def has_glob(text: str) -> bool:
 
 @dataclass
 class Source:
-    """One COPY source: its path relative to the context (or a rootfs) and where it is."""
+    """One source a COPY, ADD or RUN mount names.
+
+    `rel` is the path as named (its last component names the copy), `path` the host path
+    it resolves to and `real` that path relative to the context: `path` holds no symlink,
+    so reading it can never leave the context."""
 
     rel: str
     path: Path
+    real: str = ""
 
 
 class BuildContext:
@@ -80,6 +90,7 @@ class BuildContext:
             raise BuildError(f"build context {root} is not a directory")
         self.ignore = DockerIgnore(load_ignore_patterns(self.root, dockerfile))
         self._digests: dict[str, str] = {}
+        self._pruned: dict[str, bool] = {}
         # path -> [size, mtime_ns, ctime_ns, inode, sha256]: a file whose stat is unchanged
         # is not read again (BuildKit's content-hash cache does the same).
         self._stat_cache_path = stat_cache
@@ -108,7 +119,9 @@ class BuildContext:
         """Persist what this build hashed (atomically; a lost update only costs a re-hash)."""
         if not self._stat_dirty or self._stat_cache_path is None or self._stat_cache is None:
             return
-        tmp = self._stat_cache_path.with_name(self._stat_cache_path.name + f".{os.getpid()}")
+        tmp = self._stat_cache_path.with_name(
+            f"{self._stat_cache_path.name}.{os.getpid()}.{threading.get_ident()}"
+        )
         with contextlib.suppress(OSError):
             tmp.write_text(json.dumps(self._stat_cache))
             os.replace(tmp, self._stat_cache_path)
@@ -117,30 +130,49 @@ class BuildContext:
         """Left out by .dockerignore (BuildKit's rules, from slimage.dockerfile)."""
         return bool(self.ignore) and self.ignore.matches(rel)
 
-    def _inside(self, rel: str) -> Path:
-        norm = os.path.normpath("/" + rel).lstrip("/")
-        path = self.root / norm if norm else self.root
-        real = Path(os.path.realpath(path))
-        if real != self.root and self.root not in real.parents:
-            raise BuildError(f"COPY source {rel!r} is outside the build context")
-        return path
+    def locate(self, rel: str, *, what: str = "COPY") -> Source:
+        """The one resolver for a context path: REL with the context as `/`.
 
-    def resolve(self, pattern: str) -> list[Source]:
-        """The files a COPY source names: a path or a glob, minus .dockerignore'd ones."""
-        raw = pattern
-        norm = os.path.normpath("/" + pattern).lstrip("/")
-        if pattern.replace("\\", "/").startswith("../") or "/../" in "/" + pattern.replace(
-            "\\", "/"
+        BuildKit's rule: `..` stops at the context root and a symlink, at any depth, is
+        followed as if the context were the whole filesystem (`/etc/passwd` means
+        CONTEXT/etc/passwd), so no link can lead outside. A path whose own name or whose
+        resolved target is .dockerignore'd does not exist for the build."""
+        norm = os.path.normpath("/" + rel).lstrip("/")
+        try:
+            host = resolve_in_root(str(self.root), norm)
+        except BuildError:
+            raise BuildError(
+                f'{what}: source "/{norm}": too many levels of symbolic links'
+            ) from None
+        real = os.path.relpath(host, self.root)
+        real = "" if real == "." else real
+        if (
+            not os.path.lexists(host)
+            or (norm and self.ignored(norm))
+            or (real and self.ignored(real))
         ):
-            if os.path.normpath(pattern).startswith(".."):
-                raise BuildError(f"COPY source {raw!r} is outside the build context")
-        if not has_glob(norm):
-            path = self._inside(norm)
-            if not os.path.lexists(path) or (norm and self.ignored(norm)):
-                raise BuildError(f'failed to compute cache key: "/{norm}": not found')
-            return [Source(norm, path)]
-        rx = re.compile("^" + _go_glob_regex(norm) + "$")
-        found: list[Source] = []
+            via = f" (symlink to /{real})" if real != norm else ""
+            raise BuildError(
+                f'{what}: failed to compute cache key: "/{norm}": not found{via}'
+                + (" (.. stops at the build context root)" if ".." in rel.split("/") else "")
+            )
+        return Source(norm, Path(host), real)
+
+    def resolve(self, pattern: str, *, what: str = "COPY", glob: bool = True) -> list[Source]:
+        """The sources a COPY/ADD source (a path or, with GLOB, a Go glob plus `**`) names,
+        minus .dockerignore'd ones, each resolved by `locate`.
+
+        The glob is matched against the context's own entries without descending into
+        symlinked directories (as BuildKit); a matched symlink is then resolved like a
+        named one, so a glob can no more leave the context than a plain path."""
+        norm = os.path.normpath("/" + pattern).lstrip("/")
+        if not glob or not has_glob(norm):
+            return [self.locate(pattern, what=what)]
+        try:
+            rx = re.compile("^" + _go_glob_regex(norm) + "$")
+        except re.error as exc:
+            raise BuildError(f"{what} source {pattern!r}: bad pattern: {exc}") from None
+        names: list[str] = []
         depth = norm.count("/")
         for dirpath, dirnames, filenames in os.walk(self.root):
             reldir = os.path.relpath(dirpath, self.root)
@@ -149,18 +181,18 @@ class BuildContext:
             for name in sorted(dirnames + filenames):
                 rel = f"{reldir}/{name}" if reldir else name
                 if rx.match(rel) and not self.ignored(rel):
-                    found.append(Source(rel, self.root / rel))
+                    names.append(rel)
             if level >= depth and "**" not in norm:
                 dirnames[:] = []
-        if not found:
-            raise BuildError(f'failed to compute cache key: "/{norm}": not found')
-        found.sort(key=lambda s: s.rel)
-        return found
+        if not names:
+            raise BuildError(f'{what}: failed to compute cache key: "/{norm}": not found')
+        return [self.locate(rel, what=what) for rel in sorted(names)]
 
     def walk(self, src: Source) -> list[str]:
         """Every path under SRC (relative to the context) that the copy will include."""
         out: list[str] = []
-        if not src.path.is_dir() or src.path.is_symlink() and not os.path.isdir(src.path):
+        pruned = False
+        if not src.path.is_dir() or src.path.is_symlink():
             return out
         for dirpath, dirnames, filenames in os.walk(src.path):
             reldir = os.path.relpath(dirpath, self.root)
@@ -169,6 +201,7 @@ class BuildContext:
             for d in sorted(dirnames):
                 rel = f"{reldir}/{d}" if reldir else d
                 if self.ignored(rel) and not self._has_exception_under(rel):
+                    pruned = True
                     continue
                 keep.append(d)
                 if not self.ignored(rel):
@@ -178,7 +211,17 @@ class BuildContext:
                 rel = f"{reldir}/{f}" if reldir else f
                 if not self.ignored(rel):
                     out.append(rel)
+                else:
+                    pruned = True
+        self._pruned[src.real] = pruned
         return sorted(out)
+
+    def hides_something(self, src: Source) -> bool:
+        """Whether .dockerignore leaves out anything under SRC (then a RUN mount of it
+        must be a filtered copy, not the directory itself)."""
+        if src.real not in self._pruned:
+            self.walk(src)
+        return self._pruned.get(src.real, False)
 
     def walk_included(self, rel: str) -> bool:
         """Whether anything under directory REL survives .dockerignore."""
@@ -195,22 +238,44 @@ class BuildContext:
 
     def digest(self, src: Source) -> str:
         """Content digest of a source (file or tree): names, types, modes, contents."""
-        cached = self._digests.get(src.rel)
+        cached = self._digests.get(src.real)
         if cached:
             return cached
         h = hashlib.sha256()
-        paths = [src.rel] + self.walk(src)
+        paths = [src.real] + self.walk(src)
         for rel in paths:
             p = self.root / rel if rel else self.root
-            st = os.lstat(p) if rel != src.rel else os.stat(p)
+            st = os.lstat(p)  # never follows: src.path is resolved, links inside stay links
             h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{st.st_mode & 0o7777}\0".encode())
             if stat.S_ISREG(st.st_mode):
                 h.update(self._cached_file_digest(p, st).encode())
             elif stat.S_ISLNK(st.st_mode):
                 h.update(os.readlink(p).encode())
         out = "sha256:" + h.hexdigest()
-        self._digests[src.rel] = out
+        self._digests[src.real] = out
         return out
+
+    def materialize(self, src: Source, dest: Path) -> Path:
+        """A private copy of SRC (a file or a tree, without its .dockerignore'd entries,
+        symlinks kept as symlinks) under DEST: what a RUN mount gets when it may write
+        (BuildKit throws such writes away) or when the context holds hidden files."""
+        from slimage.builder.fsops import Copier, CopyOpts
+
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / (os.path.basename(src.real) or "context")
+        Copier(CopyOpts(context_owner=True), skip=self.skip_path).copy(str(src.path), str(target))
+        return target
+
+    def skip_path(self, path: str) -> bool:
+        """Whether a copy of a context tree leaves host PATH out (.dockerignore). An
+        ignored dir still comes along when a `!` rule re-includes something inside it
+        (only that something, as its children are checked one by one)."""
+        rel = os.path.relpath(path, self.root)
+        if not self.ignored(rel):
+            return False
+        if self.ignore.exclusions and os.path.isdir(path) and not os.path.islink(path):
+            return not self.walk_included(rel)
+        return True
 
 
 def _file_digest(path: Path, st: os.stat_result) -> str:

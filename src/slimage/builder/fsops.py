@@ -79,21 +79,29 @@ def _apply_meta(dst: str, st: os.stat_result, opts: CopyOpts) -> None:
 
 
 def mkdir_p(root: str, cpath: str, uid: int = 0, gid: int = 0, mode: int = 0o755) -> str:
-    """`mkdir -p` inside ROOT; created dirs get MODE and the owner (as BuildKit's MkdirAll)."""
-    parts = [p for p in cpath.split("/") if p and p != "."]
-    cur = "/"
-    for comp in parts:
-        nxt = cur.rstrip("/") + "/" + comp
-        host = resolve_in_root(root, nxt)
-        if os.path.lexists(host):
-            if not os.path.isdir(host):
-                raise BuildError(f"cannot create directory {nxt}: a file is in the way")
+    """`mkdir -p` inside ROOT; created dirs get MODE and the owner (as BuildKit's MkdirAll).
+
+    The path is resolved first, with ROOT as `/`, so a dangling symlink on the way (say
+    `/app -> /srv/app`) has its target created inside the rootfs, as Docker does; every
+    directory is then made on the resolved path, which holds no symlink, so nothing can
+    land outside ROOT."""
+    host = resolve_in_root(root, cpath)
+    rel = os.path.relpath(host, root)
+    cur = root
+    done = ""
+    for comp in [] if rel == "." else rel.split("/"):
+        cur = os.path.join(cur, comp)
+        done = f"{done}/{comp}"
+        if os.path.islink(cur):  # resolve_in_root followed every link; a race is an error
+            raise BuildError(f"cannot create directory {done}: it is a symbolic link")
+        if os.path.lexists(cur):
+            if not os.path.isdir(cur):
+                raise BuildError(f"cannot create directory {done}: a file is in the way")
         else:
-            os.mkdir(host, mode)
-            os.chmod(host, mode)
-            os.lchown(host, uid, gid)
-        cur = nxt
-    return resolve_in_root(root, cpath)
+            os.mkdir(cur, mode)
+            os.chmod(cur, mode)
+            os.lchown(cur, uid, gid)
+    return host
 
 
 class Copier:
@@ -123,6 +131,13 @@ class Copier:
 
     def _dir(self, src: str, dst: str, st: os.stat_result, *, overwrite: bool) -> None:
         created = False
+        if os.path.islink(dst):
+            # BuildKit's copier refuses too ("cannot copy to non-directory"): following
+            # the link would write where it points, on the host for an absolute target.
+            raise BuildError(
+                f"cannot copy directory {os.path.basename(src)}: the destination "
+                f"{os.path.basename(dst)} is a symbolic link, not a directory"
+            )
         if os.path.lexists(dst) and not os.path.isdir(dst):
             os.unlink(dst)
         if not os.path.lexists(dst):
