@@ -189,8 +189,17 @@ def _start_worker(target: ScanTarget, in_place: list[int]) -> tuple[Any, dict[in
     from concurrent.futures import ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    futures = {i: pool.submit(parse_records, slices[i], f"layer {i}") for i in in_place[1:]}
+    futures = {
+        i: pool.submit(parse_records, slices[i], layer_label(target.image, i)) for i in in_place[1:]
+    }
     return pool, futures
+
+
+def layer_label(image: Image, i: int) -> str:
+    """How an error names layer I (0-based) of IMAGE: where the image came from (the
+    archive or layout path), the layer's 1-based number and its diff_id, as ingest does."""
+    where = f"{image.source}: " if image.source else ""
+    return f"{where}layer {i + 1} ({image.layers[i].diff_id})"
 
 
 def analyze_image(
@@ -201,14 +210,20 @@ def analyze_image(
     top: int = 20,
     largest: int = 20,
     progress: Callable[[int, int], None] | None = None,
+    detail: bool = False,
+    on_layer: Callable[[int, MergedTree], None] | None = None,
 ) -> EfficiencyReport:
-    """Analyse an image (a ScanTarget, or anything `open_target` accepts)."""
+    """Analyse an image (a ScanTarget, or anything `open_target` accepts).
+
+    DETAIL keeps each path's mode, owner and symlink target in the tree; ON_LAYER(i, tree)
+    is called after layer i is applied. Both serve `slimage dive`, which keeps a view of
+    the tree after every layer: one pass gives it the report and the views together."""
     # The tree is made of many small tuples and dicts that never form cycles: the cyclic
     # GC would only rescan them again and again as they accumulate (~10% of the run).
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        return _analyze(target, verify, base_layers, top, largest, progress)
+        return _analyze(target, verify, base_layers, top, largest, progress, detail, on_layer)
     finally:
         if gc_was_on:
             gc.enable()
@@ -221,6 +236,8 @@ def _analyze(
     top: int,
     largest: int,
     progress: Callable[[int, int], None] | None,
+    detail: bool = False,
+    on_layer: Callable[[int, MergedTree], None] | None = None,
 ) -> EfficiencyReport:
     start = time.perf_counter()
     if isinstance(target, str):
@@ -229,7 +246,7 @@ def _analyze(
     image.check_consistent()
     history = layer_history(image)
     waste = _Waste()
-    tree = MergedTree(on_waste=waste)
+    tree = MergedTree(detail=detail, on_waste=waste)
     sizes: list[int] = []
     modes: set[str] = set()
     verifier = Verifier(VerifiedCache(default_root()))
@@ -249,16 +266,26 @@ def _analyze(
         for i, layer in enumerate(image.layers):
             if progress is not None:
                 progress(i, len(image.layers))
-            tree.begin_layer(f"layer {i} ({layer.diff_id})")
+            label = layer_label(image, i)
+            tree.begin_layer(label)
             if i in futures:
                 apply_records(futures[i].result(), tree.apply)
                 modes.add("seek+verify" if verify else "seek")
             else:
                 where = target.slices[i] if i < len(target.slices) else None
                 modes.add(
-                    scan_layer(layer, tree.apply, where=where, verify=verify, verifier=verifier)
+                    scan_layer(
+                        layer,
+                        tree.apply,
+                        where=where,
+                        verify=verify,
+                        verifier=verifier,
+                        name=label,
+                    )
                 )
             sizes.append(tree.end_layer().size_bytes)
+            if on_layer is not None:
+                on_layer(i, tree)
     except BaseException:
         verifier.abort()
         raise

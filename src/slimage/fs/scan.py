@@ -256,7 +256,8 @@ def scan_layer(
     return "stream"
 
 
-Record = tuple[str, str, int, str]  # name, kind, size, linkname: all `analyze` needs
+# name, kind, size, linkname: all `analyze` needs; mode, uid, gid for `dive`'s attributes
+Record = tuple[str, str, int, str, int, int, int]
 
 
 def parse_records(where: FileSlice, label: str) -> list[Record]:
@@ -266,7 +267,7 @@ def parse_records(where: FileSlice, label: str) -> list[Record]:
     append = out.append
 
     def on_entry(e: TarEntry) -> None:
-        append((e.name, e.kind, e.size, e.linkname))
+        append((e.name, e.kind, e.size, e.linkname, e.mode, e.uid, e.gid))
 
     fd = os.open(where.path, os.O_RDONLY)
     try:
@@ -279,5 +280,5 @@ def parse_records(where: FileSlice, label: str) -> list[Record]:
 
 
 def apply_records(records: list[Record], on_entry: OnEntry) -> None:
-    for name, kind, size, link in records:
-        on_entry(TarEntry(name, kind, size, 0, 0, 0, 0.0, link, 0, 0, "", "", None, name))
+    for name, kind, size, link, mode, uid, gid in records:
+        on_entry(TarEntry(name, kind, size, mode, uid, gid, 0.0, link, 0, 0, "", "", None, name))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from slimage.errors import InvalidImageError, UnsafeArchiveError
-from slimage.fs.whiteout import OPAQUE, PREFIX
+from slimage.fs.whiteout import OPAQUE, PREFIX, whiteout_victim
 from slimage.layers.tarscan import DataSink, TarEntry
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
@@ -156,7 +156,7 @@ class MergedTree:
         if children is None:
             children = self._ensure_dir(parent)
         if base.startswith(PREFIX):
-            self._whiteout(parent, children, base)
+            self._whiteout(parent, children, base, name)
             return None
         kind = entry.kind
         old = children.get(base)
@@ -308,14 +308,17 @@ class MergedTree:
         children = self.dirs[path] = {}
         return children
 
-    def _whiteout(self, parent: str, children: dict[str, Node], base: str) -> None:
+    def _whiteout(self, parent: str, children: dict[str, Node], base: str, entry: str) -> None:
         if base == OPAQUE:
             for name, node in list(children.items()):
                 self._prune(_join(parent, name), node, children, name)
             return
-        if base.startswith(".wh..wh."):
-            return  # AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not a deletion
-        name = base[len(PREFIX) :]
+        # The one whiteout rule (refuses `.wh..` and friends); None for AUFS metadata
+        # (.wh..wh.plnk, .wh..wh.aufs), which is not a deletion.
+        gone = whiteout_victim(entry, where=self._name)
+        if gone is None:
+            return
+        name = gone
         victim = children.get(name)
         if victim is not None:
             self._prune(_join(parent, name), victim, children, name)

@@ -15,6 +15,13 @@ component at a time with `lstat`: symlinks met on the way are followed *inside* 
 absolute target restarts at DEST, `..` stops at DEST), exactly like a chroot, and the
 final component is never followed (O_NOFOLLOW, lchown, utime(follow_symlinks=False)).
 The kernel is never handed a path with a symlink in it.
+
+Whiteouts are read with `slimage.fs.whiteout.whiteout_victim`, the same rule the ingest
+check applies, so `.wh..`, `.wh...` or `.wh.` are refused here even for a layer that never
+went through the store (ADD of a tar). And as a second, independent line: nothing is
+removed or replaced unless its parent's realpath is inside DEST and its own name is a real
+entry name (`_contained`). An OS error while writing becomes a one-line `SlimageError`
+naming the layer and the entry.
 """
 
 from __future__ import annotations
@@ -28,8 +35,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from slimage.errors import PermissionRequiredError, UnsafeArchiveError
-from slimage.layers.safety import OPAQUE, WHITEOUT_PREFIX, LayerChecker, clean_link_target
+from slimage.errors import (
+    InvalidImageError,
+    PermissionRequiredError,
+    SlimageError,
+    UnsafeArchiveError,
+)
+from slimage.fs.whiteout import OPAQUE, whiteout_victim
+from slimage.fs.whiteout import PREFIX as WHITEOUT_PREFIX
+from slimage.layers.safety import LayerChecker, clean_link_target
 from slimage.layers.tarscan import TarEntry, TarScanner
 
 CHUNK = 1 << 20
@@ -61,6 +75,7 @@ class _Extractor:
         self._dir_cache: dict[str, str] = {}
         self._open: tuple[int, str, TarEntry] | None = None
         self._left = 0
+        self.current = ""  # the entry being written, for error messages
 
     # ------------------------------------------------------------------ paths
     def _abs(self, rel: str) -> str:
@@ -112,8 +127,21 @@ class _Extractor:
         self._dir_cache[key] = out
         return out
 
-    def _remove(self, rel: str) -> None:
+    def _contained(self, rel: str) -> str:
+        """The absolute path of REL, after proving that removing or replacing it cannot
+        touch anything outside DEST: its parent's realpath is DEST or below, and its last
+        component is a real name (not empty, `.` or `..`). Defence in depth: the whiteout
+        rule and `resolve_dir` already guarantee it; this holds even if they did not."""
         path = self._abs(rel)
+        parent, _, base = path.rpartition("/")
+        real = os.path.realpath(parent or "/")
+        root = self.dest.rstrip("/")
+        if base in ("", ".", "..") or not (real == self.dest or real.startswith(root + "/")):
+            raise self._fail(rel, "would remove or replace a path outside the extraction root")
+        return path
+
+    def _remove(self, rel: str) -> None:
+        path = self._contained(rel)
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -156,7 +184,7 @@ class _Extractor:
     def on_entry(self, entry: TarEntry):
         self.checker.check(entry)
         self.stats.entries += 1
-        name = entry.name
+        name = self.current = entry.name
         if not name:
             return None  # the root directory entry: DEST already exists
         parts = name.split("/")
@@ -164,7 +192,10 @@ class _Extractor:
         if base == OPAQUE:
             return self._opaque(parts[:-1], entry)
         if base.startswith(WHITEOUT_PREFIX):
-            return self._whiteout(parts[:-1], base[len(WHITEOUT_PREFIX) :], entry)
+            victim = whiteout_victim(name, where=self.label)
+            if victim is None:
+                return None  # AUFS metadata (.wh..wh.plnk, ...): deletes nothing
+            return self._whiteout(parts[:-1], victim, entry)
         parent = self.resolve_dir(parts[:-1], create=True, name=name)
         assert parent is not None
         rel = f"{parent}/{base}" if parent else base
@@ -252,7 +283,7 @@ class _Extractor:
             assert parent is not None
             rel = f"{parent}/{victim}" if parent else victim
             self._remove(rel)
-            os.mknod(self._abs(rel), stat.S_IFCHR | 0o000, os.makedev(0, 0))
+            os.mknod(self._contained(rel), stat.S_IFCHR | 0o000, os.makedev(0, 0))
             self.written.add("/".join([*dir_parts, victim]))
             return None
         parent = self.resolve_dir(dir_parts, create=False, name=entry.name)
@@ -323,6 +354,14 @@ def extract_layer(
         while chunk := stream.read(CHUNK):
             scanner.feed(chunk)
         scanner.close()
+    except OSError as exc:
+        # The kernel refused what the checks let through (a full disk, a name too long
+        # under a deep DEST, a filesystem without xattrs...): one line, never a traceback.
+        what = exc.strerror or str(exc)
+        where = f"{label}: {ex.current!r}" if ex.current else label
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            raise SlimageError(f"{where}: cannot extract: {what}") from None
+        raise InvalidImageError(f"{where}: cannot extract: {what}") from None
     finally:
         ex.finish()
     return ex.stats

@@ -10,7 +10,13 @@ exactly what we would write:
 - a hardlink must name a regular file (or other non-directory) that appeared earlier in
   the same layer; that is also all Docker's overlay2 driver can apply;
 - character and block devices only under `dev/`;
-- each path at most once per layer.
+- each path at most once per layer;
+- a whiteout names one sibling: never empty, `.`, `..`, or anything with a `/`
+  (`slimage.fs.whiteout.whiteout_victim`, the rule the extractor and the merged tree use);
+- xattrs the kernel would refuse or that steer the runtime are refused (`check_xattrs`).
+
+Numeric fields and name lengths are checked one level down, by the parser itself
+(`tarscan.check_fields`, `tarscan.path_problem`), for every reader.
 
 The checker keeps one set of names per layer (tens of bytes per entry), never file data.
 Decompression bombs are refused one level down, in `slimage.layers.compression`.
@@ -18,12 +24,57 @@ Decompression bombs are refused one level down, in `slimage.layers.compression`.
 
 from __future__ import annotations
 
+import struct
+
 from slimage.errors import UnsafeArchiveError
+from slimage.fs.whiteout import OPAQUE, whiteout_victim
+from slimage.fs.whiteout import PREFIX as WHITEOUT_PREFIX
 from slimage.layers.tarscan import TarEntry
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE = ".wh..wh..opq"
+__all__ = ["OPAQUE", "WHITEOUT_PREFIX", "LayerChecker", "check_xattrs", "clean_link_target"]
+
 DEVICE_KINDS = frozenset({"chardev", "blockdev"})
+XATTR_NAME_MAX = 255
+XATTR_SIZE_MAX = 65536
+_REFUSED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+# vfs_cap_data revisions (linux/capability.h): magic in the top byte, size fixed by it.
+_CAP_SIZES = {0x01000000: 12, 0x02000000: 20, 0x03000000: 24}
+
+
+def xattr_problem(key: str, value: bytes) -> str | None:
+    """Why a layer may not set xattr KEY=VALUE, or None. Decided as Docker decides at
+    `docker load` (an xattr the kernel refuses fails the load), so what the store accepts
+    `run` can extract:
+
+    - a name must be 1..255 bytes without NUL and a value at most 64 KiB (setxattr's own
+      limits);
+    - `security.capability` must be a well-formed vfs_cap_data (revision 1, 2 or 3 with
+      its exact size): the kernel refuses anything else with EINVAL;
+    - `trusted.overlay.*` and `user.overlay.*` are refused, as containerd does: they are
+      overlayfs's own metadata (opaque, redirect, metacopy), so a layer setting them
+      could make the overlay mount show files of other layers or hide its own.
+    """
+    raw = key.encode("utf-8", "surrogateescape")
+    if not raw or len(raw) > XATTR_NAME_MAX or b"\0" in raw:
+        return f"invalid xattr name {key[:64]!r}"
+    if len(value) > XATTR_SIZE_MAX:
+        return f"xattr {key!r} value is {len(value)} bytes (over {XATTR_SIZE_MAX})"
+    if key.startswith(_REFUSED_XATTR_PREFIXES):
+        return f"xattr {key!r} is overlayfs metadata, which a layer may not set"
+    if key == "security.capability":
+        magic = struct.unpack_from("<I", value)[0] & 0xFF000000 if len(value) >= 4 else 0
+        if _CAP_SIZES.get(magic) != len(value):
+            return f"xattr security.capability is not a valid vfs_cap_data ({len(value)} bytes)"
+    return None
+
+
+def check_xattrs(label: str, name: str, xattrs: dict[str, bytes] | None) -> None:
+    """Raise `UnsafeArchiveError` for the first xattr of entry NAME that `xattr_problem`
+    refuses."""
+    for key, value in (xattrs or {}).items():
+        problem = xattr_problem(key, value)
+        if problem is not None:
+            raise UnsafeArchiveError(f"{label}: {name!r}: {problem}")
 
 
 def _components(name: str) -> list[str]:
@@ -81,8 +132,12 @@ class LayerChecker:
         base = parts[-1]
         if entry.kind in DEVICE_KINDS and not name.startswith("dev/"):
             raise self._fail(name, f"{entry.kind} device outside dev/")
-        if base.startswith(WHITEOUT_PREFIX) and entry.kind not in ("file", "hardlink"):
-            raise self._fail(name, f"whiteout is a {entry.kind}, not a regular file")
+        if base.startswith(WHITEOUT_PREFIX):
+            if entry.kind not in ("file", "hardlink"):
+                raise self._fail(name, f"whiteout is a {entry.kind}, not a regular file")
+            whiteout_victim(name, where=self.label)
+        if entry.xattrs:
+            check_xattrs(self.label, name, entry.xattrs)
         if entry.kind == "hardlink":
             self._check_hardlink(name, entry.linkname)
         self._seen.add(name)

@@ -9,7 +9,9 @@ header plus the caller's chunk, whatever the layer's size.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from typing import BinaryIO
 from zlib import adler32
 
 from slimage.errors import InvalidImageError
+from slimage.fs.whiteout import whiteout_victim
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -88,32 +91,151 @@ def _num(field: bytes) -> int:
         return 0
     try:
         return int(field, 8)
-    except ValueError as exc:
-        raise InvalidImageError(f"bad number field {field!r} in tar header") from exc
+    except ValueError:
+        raise _BadNumber(field) from None
 
 
 def _str(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
-def _parse_pax(data: bytes) -> dict[str, bytes]:
+class _BadNumber(ValueError):
+    """A numeric header field that is neither octal nor base-256; `TarScanner` turns it
+    into an `InvalidImageError` naming the archive, the entry and the field."""
+
+    def __init__(self, field: bytes):
+        super().__init__(field)
+        self.field = field
+
+
+# ---------------------------------------------------------------- entry validation
+#
+# Every reader of a layer (ingest, extraction, analyze, history, compat) sees entries
+# through TarScanner, so the rules below are checked once, here, for all of them: what
+# `load` accepts, `run` can extract, and a header no reader could apply never gets past the
+# parser. Limits follow what Linux (and so Docker, which hands these values to the same
+# syscalls) can represent; a value beyond them is refused, never clamped, because Docker
+# refuses such a layer too (Go's archive/tar, or the syscall, fails the `docker load`).
+
+MAX_FILE_SIZE = 1 << 40
+"""1 TiB. No real layer holds a bigger file; a bigger size only serves to derail offsets."""
+MAX_ID = (1 << 32) - 2
+"""uid_t/gid_t are 32 bits and (uid_t)-1 means "leave unchanged" to chown: refused."""
+MAX_MODE = 0o7777777
+"""What the 8-byte octal field can hold (type bits included by some writers)."""
+MAX_MTIME = 9_223_372_035
+"""Seconds either side of 1970 whose nanoseconds still fit utimensat's int64."""
+MAX_DEV = (1 << 32) - 1
+"""Major and minor numbers are 32-bit in makedev(3)."""
+NAME_MAX = 255
+"""Bytes in one path component (Linux NAME_MAX): longer names cannot be created."""
+PATH_MAX = 4095
+"""Bytes in a whole entry name or link target (Linux PATH_MAX without the NUL)."""
+MAX_DEPTH = 512
+"""Components in one path. Far beyond real images (the deepest node_modules trees are
+under 100); it keeps every walk of a tree (shutil.rmtree, the merged tree) well inside
+Python's recursion limit, where 3,000 components raised RecursionError."""
+
+_PAX_INT = re.compile(rb"[0-9]{1,20}")
+_PAX_TIME = re.compile(rb"-?[0-9]{1,20}(?:\.[0-9]{0,30})?")
+
+
+def check_fields(
+    label: str,
+    name: str,
+    *,
+    size: int,
+    mode: int,
+    uid: int,
+    gid: int,
+    mtime: float,
+    devmajor: int = 0,
+    devminor: int = 0,
+) -> None:
+    """THE numeric-field rule for a tar entry, applied to the final values (ustar octal or
+    base-256, after any PAX override): each must be a value the extractor can hand to the
+    kernel. Raises `InvalidImageError` "LABEL: 'NAME': <field> <value> ..." otherwise."""
+
+    def bad(what: str, value: object, why: str) -> InvalidImageError:
+        return InvalidImageError(f"{label}: {name!r}: {what} {value!r} in tar header {why}")
+
+    if not 0 <= size <= MAX_FILE_SIZE:
+        raise bad("size", size, f"is out of range (0..{MAX_FILE_SIZE})")
+    if not 0 <= mode <= MAX_MODE:
+        raise bad("mode", mode, "is out of range")
+    if not 0 <= uid <= MAX_ID:
+        raise bad("uid", uid, f"is out of range (0..{MAX_ID})")
+    if not 0 <= gid <= MAX_ID:
+        raise bad("gid", gid, f"is out of range (0..{MAX_ID})")
+    if not (math.isfinite(mtime) and -MAX_MTIME <= mtime <= MAX_MTIME):
+        raise bad("mtime", mtime, "is not a representable time")
+    if not 0 <= devmajor <= MAX_DEV:
+        raise bad("devmajor", devmajor, "is out of range")
+    if not 0 <= devminor <= MAX_DEV:
+        raise bad("devminor", devminor, "is out of range")
+
+
+def path_problem(path: str, *, what: str = "path") -> str | None:
+    """Why PATH (an entry name or link target) cannot exist on Linux, or None.
+
+    NUL cannot be in a file name (the kernel stops there, so what we checked would not be
+    what we wrote); a component over NAME_MAX or a path over PATH_MAX cannot be created;
+    see MAX_DEPTH for the depth bound."""
+    if len(path) <= NAME_MAX and path.isascii() and "\0" not in path:
+        return None  # the common case: no component and no path can be too long
+    if "\0" in path:
+        return f"{what} contains a NUL byte"
+    raw = path.encode("utf-8", "surrogateescape")
+    if len(raw) > PATH_MAX:
+        return f"{what} is {len(raw)} bytes (over {PATH_MAX})"
+    parts = raw.split(b"/")
+    if len(parts) > MAX_DEPTH:
+        return f"{what} has {len(parts)} components (over {MAX_DEPTH})"
+    longest = max(len(p) for p in parts)
+    if longest > NAME_MAX:
+        return f"{what} has a {longest}-byte component (over {NAME_MAX})"
+    return None
+
+
+def _parse_pax(data: bytes, where: str) -> dict[str, bytes]:
+    """PAX records, `"%d %s=%s\n" % (length, key, value)` each, as POSIX defines them.
+
+    Strict like Go's archive/tar (which is what Docker reads layers with): the length is
+    decimal digits and covers the whole record, which ends in a newline, and the key is
+    not empty. Anything else is refused rather than guessed at."""
     out: dict[str, bytes] = {}
     pos = 0
-    while pos < len(data):
-        sp = data.find(b" ", pos)
-        if sp < 0:
-            break
-        try:
-            length = int(data[pos:sp])
-        except ValueError as exc:
-            raise InvalidImageError("malformed pax header") from exc
-        if length <= 0:
-            raise InvalidImageError("malformed pax header")
-        record = data[sp + 1 : pos + length - 1]
-        key, _, value = record.partition(b"=")
+    n = len(data)
+    while pos < n:
+        if data[pos] == 0:
+            break  # NUL padding after the last record (some writers)
+        sp = data.find(b" ", pos, pos + 21)
+        digits = data[pos:sp] if sp > pos else b""
+        if not _PAX_INT.fullmatch(digits):
+            raise InvalidImageError(f"{where}: malformed pax header (bad record length)")
+        length = int(digits)
+        end = pos + length
+        if length <= sp - pos + 1 or end > n or data[end - 1] != 0x0A:
+            raise InvalidImageError(f"{where}: malformed pax header (bad record length)")
+        key, eq, value = data[sp + 1 : end - 1].partition(b"=")
+        if not key or not eq:
+            raise InvalidImageError(f"{where}: malformed pax header (record without key)")
         out[key.decode("utf-8", "surrogateescape")] = value
-        pos += length
+        pos = end
     return out
+
+
+def _pax_int(value: bytes) -> int:
+    if not _PAX_INT.fullmatch(value):
+        raise ValueError(value)
+    return int(value)
+
+
+def _pax_time(value: bytes) -> float:
+    """A PAX time: `[-]seconds[.fraction]` only; `nan`, `inf` and `1e400` are refused."""
+    if not _PAX_TIME.fullmatch(value):
+        raise ValueError(value)
+    return float(value)
 
 
 _HEADER = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s12x")
@@ -135,8 +257,8 @@ def _octal(field: bytes) -> int:
         return 0
     try:
         return int(text, 8)
-    except ValueError as exc:
-        raise InvalidImageError(f"bad number field {field!r} in tar header") from exc
+    except ValueError:
+        raise _BadNumber(field) from None
 
 
 def _unsigned_sum(block: bytes) -> int:
@@ -239,14 +361,33 @@ class TarScanner:
             self._collect = None
             kind = self._collect_kind
             if kind == PAX_X:
-                self._pax = _parse_pax(payload)
+                self._pax = _parse_pax(payload, self._where())
             elif kind == PAX_G:
-                self._gpax.update(_parse_pax(payload))
+                self._gpax.update(_parse_pax(payload, self._where()))
             elif kind == GNU_LONGNAME:
                 self._longname = payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
             elif kind == GNU_LONGLINK:
                 self._longlink = payload.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
         self._sink = None
+
+    def _where(self) -> str:
+        return f"{self._name}: tar header before byte {self.offset}"
+
+    def _numbers(self, block: bytes, fields: tuple[bytes, ...]) -> list[int]:
+        """The careful parse of numeric fields (empty, GNU base-256, junk after the NUL),
+        with an error that names the archive, the entry and the field."""
+        out = []
+        for label, field in zip(
+            ("checksum", "size", "mode", "uid", "gid", "mtime"), fields, strict=True
+        ):
+            try:
+                out.append(_octal(field))
+            except _BadNumber as exc:
+                entry = block[:100].partition(b"\0")[0].decode("utf-8", "surrogateescape")
+                raise InvalidImageError(
+                    f"{self._name}: {entry!r}: bad number field {label}={exc.field!r} in tar header"
+                ) from None
+        return out
 
     def _header(self, block: bytes) -> None:
         # The hot path of every layer scan: one struct unpack, C-speed checksum, and
@@ -287,8 +428,10 @@ class TarScanner:
             mtime: float = int(f_mtime.rstrip(b"\0 "), 8)
         except ValueError:
             # empty fields, GNU base-256, garbage after the NUL: the careful way
-            chksum, size, mode = _octal(f_chksum), _octal(f_size), _octal(f_mode)
-            uid, gid, mtime = _octal(f_uid), _octal(f_gid), _octal(f_mtime)
+            chksum, size, mode, uid, gid, mtime_i = self._numbers(
+                block, (f_chksum, f_size, f_mode, f_uid, f_gid, f_mtime)
+            )
+            mtime = mtime_i
         total = (adler32(block[:256]) & 0xFFFF) + (adler32(block[256:]) & 0xFFFF) + 254
         if chksum != total - sum(block[148:156]):
             # Some writers compute it with signed chars.
@@ -297,9 +440,11 @@ class TarScanner:
                 raise InvalidImageError(
                     f"{self._name}: corrupt tar header at byte {self.offset} (bad checksum)"
                 )
-        if size < 0:
-            raise InvalidImageError(f"{self._name}: negative size in tar header")
         if typeflag in _EXTENSIONS:
+            # The extension's own size (a PAX record cannot override it) bounds what we
+            # buffer; the entry it describes is checked after the overrides, below.
+            if size < 0:
+                raise InvalidImageError(f"{self._where()}: negative size of a tar extension")
             if size > 16 << 20:
                 raise InvalidImageError(f"{self._name}: oversized tar extension header")
             self._collect = bytearray()
@@ -330,17 +475,24 @@ class TarScanner:
                 name = pax["path"].decode("utf-8", "surrogateescape")
             if "linkpath" in pax:
                 linkname = pax["linkpath"].decode("utf-8", "surrogateescape")
+            field = ""
             try:
                 if "size" in pax:
-                    size = int(pax["size"])
+                    field = "size"
+                    size = _pax_int(pax["size"])
                 if "uid" in pax:
-                    uid = int(pax["uid"])
+                    field = "uid"
+                    uid = _pax_int(pax["uid"])
                 if "gid" in pax:
-                    gid = int(pax["gid"])
+                    field = "gid"
+                    gid = _pax_int(pax["gid"])
                 if "mtime" in pax:
-                    mtime = float(pax["mtime"])
-            except ValueError as exc:
-                raise InvalidImageError(f"{self._name}: malformed pax header for {name!r}") from exc
+                    field = "mtime"
+                    mtime = _pax_time(pax["mtime"])
+            except ValueError:
+                raise InvalidImageError(
+                    f"{self._name}: {name!r}: malformed pax {field} {pax[field]!r}"
+                ) from None
             for key, value in pax.items():
                 if key.startswith("SCHILY.xattr."):
                     xattrs = xattrs or {}
@@ -350,9 +502,35 @@ class TarScanner:
             raise InvalidImageError(
                 f"{self._name}: unsupported tar entry type {typeflag!r} for {name!r}"
             )
+        device = kind == "chardev" or kind == "blockdev"
+        try:
+            devmajor = _octal(f_devmaj) if device else 0
+            devminor = _octal(f_devmin) if device else 0
+        except _BadNumber as exc:
+            raise InvalidImageError(
+                f"{self._name}: {name!r}: bad number field device={exc.field!r} in tar header"
+            ) from None
+        # After every override: the values the entry really has (issue 9, H2: a negative
+        # PAX size was checked too early and made the scanner loop forever).
+        check_fields(
+            self._name,
+            name,
+            size=size,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            mtime=mtime,
+            devmajor=devmajor,
+            devminor=devminor,
+        )
+        problem = path_problem(name)
+        if problem is None and linkname:
+            problem = path_problem(linkname, what="link target")
+        if problem is not None:
+            shown = name if len(name) <= 120 else f"{name[:100]}...({len(name)} chars)"
+            raise InvalidImageError(f"{self._name}: {shown!r}: {problem}")
         # Only regular files carry data; a size on anything else is ignored, as tar does.
         data_size = size if kind == "file" else 0
-        device = kind == "chardev" or kind == "blockdev"
         entry = TarEntry(
             normalize_name(name)
             if name[:2] == "./" or name[:1] == "/" or name[-1:] == "/"
@@ -364,8 +542,8 @@ class TarScanner:
             gid,
             mtime,
             linkname,
-            _octal(f_devmaj) if device else 0,
-            _octal(f_devmin) if device else 0,
+            devmajor,
+            devminor,
             u if (u := _OWNERS.get(f_uname)) is not None else _owner(f_uname),
             g if (g := _OWNERS.get(f_gname)) is not None else _owner(f_gname),
             xattrs,
@@ -467,12 +645,16 @@ class DockerSize:
     `directory.Size` over an unpacked layer gives for layers Docker commits or imports
     (BuildKit-exported layers are counted by Docker 20.10 without the symlink bytes)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "layer") -> None:
         self.total = 0
+        self.label = label
 
     def __call__(self, entry: TarEntry) -> None:
         base = entry.name.rsplit("/", 1)[-1]
         if base.startswith(".wh."):
+            # A whiteout costs 0, but only a valid one is a whiteout: `history` refuses
+            # `.wh..` exactly as `load` and `run` do (the one rule, in fs.whiteout).
+            whiteout_victim(entry.name, where=self.label)
             return None
         if entry.kind == "file":
             self.total += entry.size

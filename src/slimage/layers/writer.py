@@ -29,9 +29,9 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from slimage.errors import InvalidImageError, SlimageError
+from slimage.fs.whiteout import OPAQUE
+from slimage.fs.whiteout import PREFIX as WHITEOUT_PREFIX
 
-WHITEOUT_PREFIX = ".wh."
-OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "security.selinux")
 CHUNK = 1 << 20
