@@ -49,6 +49,10 @@ class UnsafeArchiveError(InvalidImageError):
     entries that must not be there (devices, duplicates, a decompression bomb)."""
 
 
+class StoreSpaceError(SlimageError):
+    """The disk (or quota) under the store filled up while slimage wrote to it."""
+
+
 class DockerfileError(SlimageError):
     """A Dockerfile could not be parsed; the message starts with FILE:LINE:COL."""
 
@@ -63,6 +67,11 @@ class DockerfileError(SlimageError):
 
 class BuildError(SlimageError):
     """A build step failed (a RUN exited non-zero, a COPY source is missing, ...)."""
+
+
+class RootPathError(BuildError):
+    """A path inside an image's rootfs cannot be resolved or created (a link loop, a file
+    where a directory must be). A BuildError, since COPY and WORKDIR meet it most."""
 
 
 class RuntimeToolError(SlimageError):

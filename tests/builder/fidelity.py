@@ -140,7 +140,7 @@ def docker_tree(tag: str) -> Tree:
 
 
 def slimage_tree(store: Any, ref: str) -> Tree:
-    from slimage.builder.rootfs import LayerDirs
+    from slimage.runtime.layerdirs import LayerDirs
     from slimage.store.images import open_image
 
     img = open_image(store, ref)

@@ -112,8 +112,8 @@ def test_two_builds_in_sequence_then_in_two_threads(store, tmp_path: Path) -> No
 
 def test_an_interrupted_build_cleans_only_its_own_session(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A session closes its own mounts and containers; another build's stay up."""
-    from slimage.builder.rootfs import LayerDirs
     from slimage.builder.session import BuildSession
+    from slimage.runtime.layerdirs import LayerDirs
     from slimage.store.images import open_image
 
     lowers = LayerDirs(store).ensure_all(open_image(store, store.resolve(IMAGE)).layers)

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slimage.errors import SlimageError, UnsafeArchiveError
-from slimage.fs.whiteout import victim_problem, whiteout_victim
 from slimage.layers import tarscan
 from slimage.layers.safety import LayerChecker, xattr_problem
 from slimage.layers.tarscan import TarEntry, TarScanner
+from slimage.layers.whiteout import victim_problem, whiteout_victim
 from tests.adversarial import rawtar as rt
 from tests.transports import imagekit
 from tests.transports.imagekit import E

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slimage.builder.fsops import resolve_in_root
 from slimage.dockerfile.dockerignore import DockerIgnore, load_ignore_patterns
 from slimage.errors import BuildError
+from slimage.fs.rootpath import resolve_in_root
 
 
 def _go_glob_regex(pattern: str) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from slimage.builder import history as hist
 from slimage.builder.baseimage import open_base
 from slimage.builder.cache import step_key
-from slimage.builder.fsops import Copier, CopyOpts, mkdir_p, resolve_in_root
+from slimage.builder.fsops import Copier, CopyOpts
 from slimage.builder.state import StageState
 from slimage.builder.steps import StageSteps
 from slimage.dockerfile.commands import (
@@ -28,10 +28,11 @@ from slimage.dockerfile.commands import (
 from slimage.dockerfile.expand import expand_heredoc, expand_word
 from slimage.dockerfile.model import Instruction
 from slimage.errors import BuildError
+from slimage.fs.rootpath import mkdir_p, resolve_in_root
 
 if TYPE_CHECKING:
-    from slimage.builder.rootfs import Workspace
     from slimage.image import Image
+    from slimage.runtime.layerdirs import Workspace
 
 
 class CopyAddSteps(StageSteps):

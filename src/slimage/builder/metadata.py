@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from slimage.builder import history as hist
 from slimage.builder.cache import step_key
-from slimage.builder.fsops import mkdir_p
 from slimage.builder.steps import StageSteps
 from slimage.dockerfile.commands import (
     ArgCommand,
@@ -31,9 +30,10 @@ from slimage.dockerfile.commands import (
     WorkdirCommand,
 )
 from slimage.dockerfile.expand import expand_words
+from slimage.fs.rootpath import mkdir_p
 
 if TYPE_CHECKING:
-    from slimage.builder.rootfs import Workspace
+    from slimage.runtime.layerdirs import Workspace
 
 
 class MetadataSteps(StageSteps):

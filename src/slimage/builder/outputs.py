@@ -1,16 +1,15 @@
 """Where a finished build goes besides the store: `--output type=oci|docker,dest=...` and
-`--load` into a running Docker engine (all through slimage.transports).
+`--load` into a running Docker engine, through the same sinks as `copy` and `save`
+(`slimage.transports.sinks`), so the atomic write and the formats are the same.
 
-`type=oci,dest=X.tar` gives the layout as a tar (BuildKit's form); the archive writer's
-output is both a docker-archive and an OCI layout, so the same writer serves it."""
+`type=oci,dest=X.tar` gives the layout as a tar (BuildKit's form, an oci-archive);
+`type=oci,dest=DIR` an OCI layout directory; `type=docker,dest=FILE` a docker-archive."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 from slimage.errors import UsageError
 from slimage.store.store import Store
+from slimage.transports.sinks import Sink, file_sink, open_sink
 
 
 def parse_output(text: str) -> dict[str, str]:
@@ -27,10 +26,21 @@ def parse_output(text: str) -> dict[str, str]:
     return out
 
 
+def output_sink(text: str) -> Sink:
+    """The sink an `--output` value names (checked, nothing written yet)."""
+    spec = parse_output(text)
+    dest = spec["dest"]
+    if spec["type"] == "docker":
+        fmt = "docker-archive"
+    else:
+        fmt = "oci-archive" if dest.endswith(".tar") else "oci"
+    return file_sink(fmt, dest)
+
+
 def check_outputs(outputs: list[str]) -> None:
     """Validate before building, so a typo does not waste a build."""
     for text in outputs:
-        parse_output(text)
+        output_sink(text)
 
 
 def export(
@@ -39,29 +49,11 @@ def export(
     from slimage.store.images import open_image
 
     image = open_image(store, manifest_digest)
-    done = []
-    for text in outputs:
-        spec = parse_output(text)
-        dest = Path(spec["dest"])
-        if spec["type"] == "oci" and not dest.name.endswith(".tar"):
-            from slimage.transports.oci_layout import write_layout
-
-            write_layout(dest, [(image, tags[0] if tags else None)])
-            done.append(f"oci:{dest}")
-        else:
-            from slimage.transports.docker_archive import write_archive
-
-            tmp = dest.with_name(dest.name + ".part")
-            try:
-                with open(tmp, "wb") as fh:
-                    write_archive(fh, [(image, list(tags))])
-                os.replace(tmp, dest)
-            finally:
-                tmp.unlink(missing_ok=True)
-            done.append(f"{'oci-archive' if spec['type'] == 'oci' else 'docker-archive'}:{dest}")
+    sinks = [output_sink(text) for text in outputs]
     if load:
-        from slimage.transports.docker_engine import load_into_engine
-
-        load_into_engine(image, list(tags))
-        done.append("docker-daemon")
+        sinks.append(open_sink("docker-daemon:"))
+    done = []
+    for sink in sinks:
+        sink.write(image, list(tags))
+        done.append("docker-daemon" if sink.kind == "docker-daemon" else sink.spec)
     return done

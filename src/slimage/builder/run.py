@@ -16,18 +16,18 @@ from typing import TYPE_CHECKING, Any
 from slimage.builder import history as hist
 from slimage.builder.baseimage import open_base
 from slimage.builder.cache import step_key
-from slimage.builder.fsops import resolve_in_root
 from slimage.builder.steps import StageSteps
 from slimage.dockerfile.commands import (
     RunCommand,
 )
 from slimage.dockerfile.model import Instruction
 from slimage.errors import BuildError
+from slimage.fs.rootpath import resolve_in_root
 from slimage.runtime.spec import bind
 
 if TYPE_CHECKING:
-    from slimage.builder.rootfs import Workspace
     from slimage.image import Layer
+    from slimage.runtime.layerdirs import Workspace
 
 
 class RunSteps(StageSteps):

@@ -46,7 +46,7 @@ class RunFailed(BuildError):
 
 def _stub_targets(rootfs: Path, mounts: list[dict[str, Any]]) -> list[str]:
     """Mount targets missing from the rootfs: runc will create them, we remove them after."""
-    from slimage.builder.fsops import resolve_in_root
+    from slimage.fs.rootpath import resolve_in_root
 
     missing = []
     for m in mounts:
@@ -71,7 +71,7 @@ def run_in(
     tail_lines: int = 12,
 ) -> None:
     """Run REQ with ROOTFS as /; raise RunFailed with the output tail on non-zero exit."""
-    from slimage.builder.fsops import resolve_in_root
+    from slimage.fs.rootpath import resolve_in_root
 
     mounts = [
         ocispec.bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True),

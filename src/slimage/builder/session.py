@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from slimage.builder.rootfs import LayerDirs
+    from slimage.runtime.layerdirs import LayerDirs
     from slimage.runtime.ocirun import OciRuntime
     from slimage.store.store import Store
 
@@ -39,7 +39,7 @@ class BuildSession:
         fully cached build never touches overlayfs."""
         with self._lock:
             if self._layerdirs is None:
-                from slimage.builder.rootfs import LayerDirs
+                from slimage.runtime.layerdirs import LayerDirs
 
                 self._layerdirs = LayerDirs(self.store)
             return self._layerdirs

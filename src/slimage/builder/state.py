@@ -23,9 +23,9 @@ from slimage.oci.model import Descriptor, ImageConfig, Manifest
 from slimage.store.store import Store
 
 if TYPE_CHECKING:
-    from slimage.builder.rootfs import LayerDirs
     from slimage.builder.session import BuildSession
     from slimage.image import Layer
+    from slimage.runtime.layerdirs import LayerDirs
     from slimage.runtime.ocirun import OciRuntime
 
 

@@ -22,7 +22,7 @@ from slimage.oci.model import Descriptor
 from slimage.store.store import Store
 
 if TYPE_CHECKING:
-    from slimage.builder.rootfs import Workspace
+    from slimage.runtime.layerdirs import Workspace
     from slimage.store.store import LayerInfo
 
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from slimage.errors import InvalidImageError, UnsafeArchiveError
-from slimage.fs.whiteout import OPAQUE, PREFIX, whiteout_victim
 from slimage.layers.tarscan import DataSink, TarEntry
+from slimage.layers.whiteout import OPAQUE, PREFIX, whiteout_victim
 
 FILE, DIR, SYMLINK = "file", "dir", "symlink"
 

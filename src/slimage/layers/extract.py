@@ -16,7 +16,7 @@ absolute target restarts at DEST, `..` stops at DEST), exactly like a chroot, an
 final component is never followed (O_NOFOLLOW, lchown, utime(follow_symlinks=False)).
 The kernel is never handed a path with a symlink in it.
 
-Whiteouts are read with `slimage.fs.whiteout.whiteout_victim`, the same rule the ingest
+Whiteouts are read with `slimage.layers.whiteout.whiteout_victim`, the same rule the ingest
 check applies, so `.wh..`, `.wh...` or `.wh.` are refused here even for a layer that never
 went through the store (ADD of a tar). And as a second, independent line: nothing is
 removed or replaced unless its parent's realpath is inside DEST and its own name is a real
@@ -41,10 +41,10 @@ from slimage.errors import (
     SlimageError,
     UnsafeArchiveError,
 )
-from slimage.fs.whiteout import OPAQUE, whiteout_victim
-from slimage.fs.whiteout import PREFIX as WHITEOUT_PREFIX
 from slimage.layers.safety import LayerChecker, clean_link_target
 from slimage.layers.tarscan import TarEntry, TarScanner
+from slimage.layers.whiteout import OPAQUE, whiteout_victim
+from slimage.layers.whiteout import PREFIX as WHITEOUT_PREFIX
 
 CHUNK = 1 << 20
 MAX_SYMLINK_HOPS = 40

@@ -12,7 +12,7 @@ exactly what we would write:
 - character and block devices only under `dev/`;
 - each path at most once per layer;
 - a whiteout names one sibling: never empty, `.`, `..`, or anything with a `/`
-  (`slimage.fs.whiteout.whiteout_victim`, the rule the extractor and the merged tree use);
+  (`slimage.layers.whiteout.whiteout_victim`, the rule the extractor and the merged tree use);
 - xattrs the kernel would refuse or that steer the runtime are refused (`check_xattrs`).
 
 Numeric fields and name lengths are checked one level down, by the parser itself
@@ -27,9 +27,9 @@ from __future__ import annotations
 import struct
 
 from slimage.errors import UnsafeArchiveError
-from slimage.fs.whiteout import OPAQUE, whiteout_victim
-from slimage.fs.whiteout import PREFIX as WHITEOUT_PREFIX
 from slimage.layers.tarscan import TarEntry
+from slimage.layers.whiteout import OPAQUE, whiteout_victim
+from slimage.layers.whiteout import PREFIX as WHITEOUT_PREFIX
 
 __all__ = ["OPAQUE", "WHITEOUT_PREFIX", "LayerChecker", "check_xattrs", "clean_link_target"]
 

@@ -19,7 +19,7 @@ from typing import BinaryIO
 from zlib import adler32
 
 from slimage.errors import InvalidImageError
-from slimage.fs.whiteout import whiteout_victim
+from slimage.layers.whiteout import whiteout_victim
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -653,7 +653,7 @@ class DockerSize:
         base = entry.name.rsplit("/", 1)[-1]
         if base.startswith(".wh."):
             # A whiteout costs 0, but only a valid one is a whiteout: `history` refuses
-            # `.wh..` exactly as `load` and `run` do (the one rule, in fs.whiteout).
+            # `.wh..` exactly as `load` and `run` do (the one rule, in layers.whiteout).
             whiteout_victim(entry.name, where=self.label)
             return None
         if entry.kind == "file":

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from slimage.errors import InvalidImageError, SlimageError
-from slimage.fs.whiteout import OPAQUE
-from slimage.fs.whiteout import PREFIX as WHITEOUT_PREFIX
+from slimage.layers.whiteout import OPAQUE
+from slimage.layers.whiteout import PREFIX as WHITEOUT_PREFIX
 
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _SKIP_XATTR_PREFIXES = ("trusted.overlay.", "security.selinux")

@@ -197,8 +197,8 @@ class Containers:
 
     def _prepare(self, rec: ContainerRecord, image: Any, plan: Any, opts: RunOptions) -> None:
         """Mount the rootfs and write the bundle's config.json."""
-        from slimage.builder.fsops import mkdir_p
-        from slimage.builder.rootfs import LayerDirs
+        from slimage.fs.rootpath import mkdir_p
+        from slimage.runtime.layerdirs import LayerDirs
 
         cdir = self.dir / rec.id
         rootfs = cdir / "rootfs"

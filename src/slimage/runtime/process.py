@@ -90,7 +90,7 @@ def plan_process(
 
 def find_executable(rootfs: Path, name: str, env: list[str]) -> str | None:
     """Where NAME would be found inside the container (None if nowhere)."""
-    from slimage.builder.fsops import resolve_in_root
+    from slimage.fs.rootpath import resolve_in_root
 
     if "/" in name:
         host = resolve_in_root(str(rootfs), name)
