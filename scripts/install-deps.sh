@@ -9,6 +9,7 @@ apt_pkgs=(
   docker.io runc crun skopeo umoci buildah debootstrap mmdebstrap docker-registry
   busybox-static musl musl-tools apache2-utils gpgv debian-archive-keyring
   binutils openssl ca-certificates xz-utils zstd tar iproute2 procps gnupg gcc libc6-dev
+  strace shellcheck chromium
 )
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -34,6 +34,8 @@ COMMANDS: dict[str, str] = {
     **dict.fromkeys(["pull", "push", "copy", "login", "logout"], "slimage.cli.registry"),
     **dict.fromkeys(["base", "compat", "surface"], "slimage.cli.bases"),
     "minify": "slimage.cli.minify",
+    "optimize": "slimage.cli.optimize",
+    "dive": "slimage.cli.dive",
 }
 COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -1,0 +1,3 @@
+from webapp.server import main
+
+main()

@@ -1,0 +1,149 @@
+"""Writing the minified image: the closure as (at most) two deterministic layers.
+
+- The bottom layer holds what came from the base (the OS, the language runtime); the top
+  layer holds what came from the application's own layers: the first layer made by a
+  COPY or ADD, and every layer after it. A rebuild of the app then changes only the top
+  layer, and the bottom one is shared between every minified version of it.
+- Each file is written from the original's merged view (mode, owner, xattrs as they
+  were), parents first, siblings sorted, by the builder's `LayerWriter`: hardlinks stay
+  hardlinks, times are clamped to SOURCE_DATE_EPOCH, and two runs give the same bytes.
+- The config is the original's (Entrypoint, Cmd, Env, User, WorkingDir, ExposedPorts,
+  Labels, StopSignal ...); the original's history entries stay (marked empty_layer,
+  their layers are gone) and one entry per new layer says what minify did. `created` is
+  SOURCE_DATE_EPOCH when set. The original image is only read.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from slimage.image import Image
+from slimage.layers.writer import LayerWriter, source_date_epoch, stream_layer
+from slimage.mutate import ImageAssembler, rfc3339
+from slimage.oci import mediatypes as mt
+from slimage.oci.model import HistoryEntry
+from slimage.store.store import LayerInfo, Store
+
+
+@dataclass
+class Written:
+    manifest_digest: str
+    config_digest: str
+    layers: list[LayerInfo]
+    app_layer_from: int  # index of the first original layer counted as the app's
+
+
+def _step(h: dict) -> str:
+    by = (h.get("created_by") or "").replace("/bin/sh -c #(nop) ", "").lstrip()
+    return by.split(None, 1)[0].upper() if by else ""
+
+
+def app_layer_index(image: Image) -> int:
+    """Index of the first layer of the application's own build steps.
+
+    An image's history does not say where its base ends, but a base almost always ends
+    with CMD or ENTRYPOINT: the layers after the last such entry that still has layers
+    after it are the app's (its dependency install and its sources). An image without
+    that marker (an imported base) counts from its first COPY/ADD layer. Returns
+    len(layers) when neither is found: everything is base."""
+    history = image.config.data.get("history") or []
+    n = len(image.layers)
+    if sum(1 for h in history if not h.get("empty_layer")) != n:
+        return n
+    layer = 0
+    boundary: int | None = None
+    first_copy: int | None = None
+    for h in history:
+        step = _step(h)
+        if h.get("empty_layer"):
+            if step in ("CMD", "ENTRYPOINT") and layer < n:
+                boundary = layer  # later entries may move it, while layers follow
+            continue
+        if first_copy is None and step in ("COPY", "ADD"):
+            first_copy = layer
+        layer += 1
+    if boundary is not None and 0 < boundary:
+        return boundary
+    return first_copy if first_copy is not None else n
+
+
+def _provider(layer_dirs: list[Path], path: str) -> int:
+    """Index of the topmost unpacked layer that holds PATH (0 when none says so)."""
+    rel = path.lstrip("/")
+    for i in range(len(layer_dirs) - 1, -1, -1):
+        try:
+            st = os.lstat(layer_dirs[i] / rel)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+            return 0  # a whiteout: deleted above, so no layer provides it
+        return i
+    return 0
+
+
+def _ordered(paths: Iterable[str]) -> list[str]:
+    """Every path and its ancestors, parents first, siblings in byte order."""
+    names: set[str] = set()
+    for p in paths:
+        parts = p.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            names.add("/".join(parts[:i]))
+    names.discard("")
+    return sorted(names, key=lambda n: [c.encode("utf-8", "surrogateescape") for c in n.split("/")])
+
+
+def write_image(
+    store: Store,
+    original: Image,
+    root: str,
+    layer_dirs: list[Path],
+    keep: Iterable[str],
+    *,
+    created_by: str,
+    comment: str,
+) -> Written:
+    epoch = source_date_epoch()
+    app_from = app_layer_index(original)
+    groups: list[list[str]] = [[], []]
+    for p in keep:
+        groups[1 if _provider(layer_dirs, p) >= app_from else 0].append(p)
+    if not groups[0] or not groups[1]:
+        groups = [groups[0] + groups[1]]
+    data = copy.deepcopy(original.config.data)
+    history = [dict(h, empty_layer=True) for h in data.get("history") or []]
+    data["history"] = history
+    data["rootfs"] = {"type": "layers", "diff_ids": []}
+    created = rfc3339(epoch) if epoch is not None else rfc3339()
+    asm = ImageAssembler(store)
+    asm.data = data
+    asm.docker_types = mt.is_docker(original.manifest.media_type)
+    asm.layers = []
+    infos = []
+    for gi, group in enumerate(groups):
+        names = _ordered(group)
+
+        def fill(w: LayerWriter, names: list[str] = names) -> None:
+            for n in names:
+                w.add_path(os.path.join(root, n), n)
+
+        part = "the base" if gi == 0 and len(groups) == 2 else "the application"
+        if len(groups) == 1:
+            part = "all kept files"
+        info = asm.add_layer(
+            stream_layer(fill, epoch=epoch),
+            HistoryEntry(
+                created=created,
+                created_by=f"{created_by} ({part})",
+                comment=comment,
+            ),
+        )
+        infos.append(info)
+    manifest, config = asm.build(created=created)
+    store.put_bytes(config.raw, config.digest)
+    digest = store.put_bytes(manifest.raw)
+    return Written(digest, config.digest, infos, app_from)
