@@ -42,7 +42,7 @@ def need_root() -> None:
 @pytest.fixture(scope="session")
 def debian_image(docker_engine: str) -> str:
     if shutil.which("debootstrap") is None and not testbed.image_exists(testbed.DEBIAN_IMAGE):
-        pytest.skip("needs debootstrap to make the debian:bookworm base")
+        pytest.skip("needs debootstrap to make the slimage-test/debian:bookworm base")
     return testbed.ensure_debian_base()
 
 

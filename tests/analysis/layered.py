@@ -16,7 +16,7 @@ LAYERED2 = "slimage-test/layered2:latest"
 # The legacy builder commits each step through the overlay2 driver, so `rm -rf d && mkdir
 # d` comes out as an opaque directory (`.wh..wh..opq`), as the issue asks to test.
 LAYERED_DOCKERFILE = """\
-FROM debian:bookworm
+FROM slimage-test/debian:bookworm
 RUN mkdir -p /data/keep /data/opq/sub /data/gone /data/swap \\
  && head -c 100000 /dev/urandom > /data/over.bin \\
  && head -c 50000 /dev/urandom > /data/gone/a.bin && head -c 20000 /dev/urandom > /data/gone/b.bin \\
@@ -70,7 +70,7 @@ def build(tag: str, dockerfile: str) -> None:
 
 
 def layered_archive_path() -> Path:
-    """`docker save` of LAYERED (built once, cached by image ID). Needs debian:bookworm."""
+    """`docker save` of LAYERED (built once, cached by image ID). Needs slimage-test/debian:bookworm."""
     if not testbed.image_exists(LAYERED):
         build(LAYERED, LAYERED_DOCKERFILE)
     return testbed.saved_archive(LAYERED, "layered")

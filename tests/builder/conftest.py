@@ -40,7 +40,7 @@ def load_from_docker(store, ref: str) -> None:  # type: ignore[no-untyped-def]
 def build_store(
     tmp_path_factory: pytest.TempPathFactory, builder_ready: None, node8_image: str
 ) -> Iterator[object]:
-    """A store with debian:bookworm, the node:8 stand-in and the distroless/alpine stand-ins."""
+    """A store with slimage-test/debian:bookworm, the node:8 stand-in and the distroless/alpine stand-ins."""
     from slimage.store.store import Store
 
     root = tmp_path_factory.mktemp("build-store")

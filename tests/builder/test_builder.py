@@ -132,7 +132,7 @@ def test_source_date_epoch_gives_bit_identical_images(build_store, tmp_path: Pat
 
 # ---------------------------------------------------------------------------- RUN
 
-HEREDOC_DOCKERFILE = """FROM debian:bookworm
+HEREDOC_DOCKERFILE = """FROM slimage-test/debian:bookworm
 ARG WHO=world
 RUN <<EOF
 echo "hello $WHO" > /run-heredoc.txt

@@ -223,10 +223,10 @@ def test_runtime_config_kept(built) -> None:
 
 
 FAILING = {
-    "false-then-semicolon": "FROM debian:bookworm\nRUN false\nRUN echo a; echo b\n",
-    "test-then-or": "FROM debian:bookworm\nRUN test -e /nonexistent\nRUN echo x || true\n",
+    "false-then-semicolon": "FROM slimage-test/debian:bookworm\nRUN false\nRUN echo a; echo b\n",
+    "test-then-or": "FROM slimage-test/debian:bookworm\nRUN test -e /nonexistent\nRUN echo x || true\n",
     "missing-package": (
-        "FROM debian:bookworm\nRUN apt-get install -y slimage-no-such-package\nRUN echo hi\n"
+        "FROM slimage-test/debian:bookworm\nRUN apt-get install -y slimage-no-such-package\nRUN echo hi\n"
     ),
 }
 

@@ -47,7 +47,7 @@ def _our_mounts(store) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 PROBE_DOCKERFILE = """\
-FROM debian:bookworm
+FROM slimage-test/debian:bookworm
 RUN useradd -u 1234 -m probe && mkdir -p /srv/work
 ENV FOO=image-foo KEEP=kept
 WORKDIR /srv/work
@@ -260,10 +260,10 @@ def test_detached_rm_is_removed_after_exit_and_docker_daemon_refs_work(
         (["stop", "no-such-container"], "No such container"),
         (["logs", "no-such-container"], "No such container"),
         (
-            ["run", "--rm", "-w", "relative/dir", "debian:bookworm", "true"],
+            ["run", "--rm", "-w", "relative/dir", "slimage-test/debian:bookworm", "true"],
             "needs to be an absolute path",
         ),
-        (["run", "--rm", "debian:bookworm", "/no/such/binary"], "executable file not found"),
+        (["run", "--rm", "slimage-test/debian:bookworm", "/no/such/binary"], "executable file not found"),
     ],
 )
 def test_runtime_errors_are_one_line(build_store, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]

@@ -3,7 +3,7 @@
 Nothing can be pulled here, so the images the seed uses are made locally and cached in
 the engine (and the debootstrap rootfs on disk), so that later runs reuse them:
 
-- ``debian:bookworm``: debootstrap --variant=minbase, then ``docker import``;
+- ``slimage-test/debian:bookworm``: debootstrap --variant=minbase, then ``docker import``;
 - ``slimage-test/node:8``: that base plus Debian's nodejs and npm, trusting the host CA
   bundle so that ``npm install`` works behind the intercepting proxy;
 - ``slimage-test/node-vanilla``: the seed's vanilla Dockerfile built on that stand-in.
@@ -26,7 +26,7 @@ SHARED = Path(__file__).resolve().parents[3] / "shared"
 SCENARIO = SHARED / "scenario" / "hello-express"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 
-DEBIAN_IMAGE = "debian:bookworm"
+DEBIAN_IMAGE = "slimage-test/debian:bookworm"
 NODE8_IMAGE = "slimage-test/node:8"
 VANILLA_IMAGE = "slimage-test/node-vanilla:latest"
 

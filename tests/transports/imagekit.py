@@ -286,7 +286,7 @@ def oci_layout_dir(
 # ---------------------------------------------------------------------------- real images
 
 TRICKY_DOCKERFILE = """\
-FROM debian:bookworm
+FROM slimage-test/debian:bookworm
 RUN mkdir -p /data/keep /data/opq /data/dirToFile \\
  && echo a > /data/keep/a && echo b > /data/opq/b && echo c > /data/opq/c \\
  && ln -s /data/keep/a /data/sym && ln /data/keep/a /data/hard \\
