@@ -12,7 +12,8 @@ from typing import Any
 
 from slimage.cli.output import add_json_flag, print_json
 from slimage.dockerfile.dump import dump
-from slimage.dockerfile.parser import parse, read_text
+from slimage.dockerfile.frontend import parse
+from slimage.dockerfile.parser import read_text
 
 
 def register(subparsers: Any) -> None:
@@ -115,6 +116,16 @@ def _register_lint(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="value for a global ARG used in FROM (as docker build); repeatable",
     )
+    p.add_argument(
+        "--no-shellcheck",
+        action="store_true",
+        help="do not run ShellCheck on RUN scripts (no SCxxxx findings)",
+    )
+    p.add_argument(
+        "--hadolint",
+        action="store_true",
+        help="only hadolint's rules (DLxxxx and SCxxxx), as with a .hadolint.yaml",
+    )
     p.add_argument("--list-rules", action="store_true", help="print the rules and exit")
     p.set_defaults(func=run_lint)
 
@@ -142,6 +153,10 @@ def _lint_config(args: argparse.Namespace, first_file: str | None) -> Any:
                 raise UsageError(f"--ignore: unknown rule {part!r} (see slimage lint --list-rules)")
             ignore.update(ids)
     config.ignore = frozenset(ignore)
+    if args.no_shellcheck:
+        config.shellcheck = False
+    if args.hadolint:
+        config.profile = "hadolint"
     if args.failure_threshold:
         config.failure_threshold = args.failure_threshold
     for item in args.build_arg:
@@ -168,7 +183,7 @@ def run_lint(args: argparse.Namespace) -> int:
             from slimage.cli.output import print_table
 
             print_table(
-                ["RULE", "SEVERITY", "HADOLINT", "FIX", "SUMMARY"],
+                ["RULE", "SEVERITY", "HADOLINT", "FIX", "SUMMARY"],  # DL ids: hadolint's own
                 [
                     [
                         str(r["id"]),
@@ -179,6 +194,11 @@ def run_lint(args: argparse.Namespace) -> int:
                     ]
                     for r in table
                 ],
+            )
+            covered = sorted({str(r["hadolint"]) for r in table if r["hadolint"]})
+            print(
+                f"hadolint rules covered: {len(covered)} ({', '.join(covered)}); "
+                "ShellCheck's SCxxxx on every RUN when `shellcheck` is installed"
             )
         return 0
     files = args.files or ["Dockerfile"]

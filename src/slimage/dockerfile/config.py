@@ -24,6 +24,22 @@ from typing import Any
 from slimage.errors import SlimageError
 
 CONFIG_NAME = ".slimage.toml"
+HADOLINT_NAMES = (".hadolint.yaml", ".hadolint.yml")
+_HADOLINT_KEYS = {
+    "ignored",
+    "trustedRegistries",
+    "label-schema",
+    "strict-labels",
+    "failure-threshold",
+    "override",
+    "no-fail",
+    "no-color",
+    "verbose",
+    "format",
+    "formats",
+    "disable-ignore-pragma",
+}
+_LABEL_TYPES = {"text", "url", "semver", "hash", "rfc3339", "spdx", "email"}
 _KEYS = {"ignore", "failure-threshold", "trusted-registries", "severity"}
 THRESHOLDS = ("error", "warning", "info", "style", "none")
 
@@ -45,6 +61,12 @@ class LintConfig:
     source: str | None = None  # the file this came from, for messages
     # `--build-arg` values for resolving `FROM ${BASE}` (command line only).
     build_args: dict[str, str] = field(default_factory=dict)
+    # hadolint's label schema (label -> text|url|semver|hash|rfc3339|spdx|email).
+    label_schema: dict[str, str] = field(default_factory=dict)
+    strict_labels: bool = False
+    # "hadolint": only hadolint's DL rules and ShellCheck, as a `.hadolint.yaml` expects.
+    profile: str = "slimage"
+    shellcheck: bool = True
 
 
 def find_config(start: Path) -> Path | None:
@@ -54,6 +76,9 @@ def find_config(start: Path) -> Path | None:
         candidate = directory / CONFIG_NAME
         if candidate.is_file():
             return candidate
+        for name in HADOLINT_NAMES:
+            if (directory / name).is_file():
+                return directory / name
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
             try:
@@ -73,6 +98,8 @@ def load_config(path: Path) -> LintConfig:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    if path.suffix in (".yaml", ".yml"):
+        return load_hadolint_config(path, text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -144,4 +171,84 @@ def config_from_mapping(data: dict[str, Any], *, source: str, prefix: str = "") 
         failure_threshold=threshold.strip().lower(),
         trusted_registries=tuple(r.strip().lower().rstrip("/") for r in registries),
         source=source,
+    )
+
+
+def load_hadolint_config(path: Path, text: str) -> LintConfig:
+    """A team's `.hadolint.yaml`, read so that CI gives the same pass/fail as hadolint:
+    hadolint's rules only (profile "hadolint"), its ignores (DL and SC codes), trusted
+    registries, label schema, severity overrides and failure threshold (hadolint's
+    default threshold is `info`)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a mapping of hadolint settings")
+    for key in data:
+        if key not in _HADOLINT_KEYS:
+            raise ConfigError(f"{path}: {key}: unknown hadolint setting")
+
+    def strings(key: str, value: object) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise ConfigError(f"{path}: {key}: must be a list of strings")
+        return [x.strip() for x in value]
+
+    from slimage.dockerfile.rules import resolve_rule_id
+
+    ignore: set[str] = set()
+    for item in strings("ignored", data.get("ignored")):
+        ids = resolve_rule_id(item)
+        if not ids:
+            raise ConfigError(f"{path}: ignored: unknown rule id {item!r}")
+        ignore.update(ids)
+    severity: dict[str, str] = {}
+    override = data.get("override") or {}
+    if not isinstance(override, dict):
+        raise ConfigError(f"{path}: override: must map a severity to a list of rule ids")
+    for level, items in override.items():
+        if level not in ("error", "warning", "info", "style"):
+            raise ConfigError(f"{path}: override.{level}: unknown severity")
+        for item in strings(f"override.{level}", items):
+            ids = resolve_rule_id(item)
+            if not ids:
+                raise ConfigError(f"{path}: override.{level}: unknown rule id {item!r}")
+            for rid in ids:
+                severity[rid] = level
+    threshold = data.get("failure-threshold", "info")
+    if data.get("no-fail") is True:
+        threshold = "none"
+    if not isinstance(threshold, str) or threshold.strip().lower() not in THRESHOLDS:
+        raise ConfigError(f"{path}: failure-threshold: must be one of {', '.join(THRESHOLDS)}")
+    schema = data.get("label-schema") or {}
+    if not isinstance(schema, dict):
+        raise ConfigError(f"{path}: label-schema: must map label names to types")
+    for label, kind in schema.items():
+        if kind not in _LABEL_TYPES:
+            raise ConfigError(
+                f"{path}: label-schema.{label}: type must be one of {', '.join(sorted(_LABEL_TYPES))}"
+            )
+    strict = data.get("strict-labels", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{path}: strict-labels: must be true or false")
+    return LintConfig(
+        ignore=frozenset(ignore),
+        severity=severity,
+        failure_threshold=threshold.strip().lower(),
+        trusted_registries=tuple(
+            r.lower().rstrip("/")
+            for r in strings("trustedRegistries", data.get("trustedRegistries"))
+        ),
+        source=str(path),
+        label_schema={str(k): str(v) for k, v in schema.items()},
+        strict_labels=strict,
+        profile="hadolint",
     )

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from slimage.dockerfile import shellcheck
 from slimage.dockerfile.config import LintConfig
 from slimage.dockerfile.frontend import parse
 from slimage.dockerfile.model import Dockerfile, Instruction
@@ -54,6 +55,8 @@ class Finding:
     hadolint: str | None
     category: str
     fixable: bool = False
+    # Why hadolint would not report this (a heredoc body it never reads), if so.
+    beyond: str | None = None
 
     @property
     def level(self) -> Severity:
@@ -127,20 +130,24 @@ def file_ignores(dockerfile: Dockerfile) -> set[str]:
     return out
 
 
-def lint(
-    dockerfile: Dockerfile,
-    config: LintConfig | None = None,
-    *,
-    rules: Iterable[Rule] | None = None,
-) -> list[Finding]:
-    """All findings for a parsed Dockerfile, suppressions and severity overrides applied,
-    sorted by line."""
-    config = config or LintConfig()
+def _selected(config: LintConfig, rules: Iterable[Rule] | None) -> list[Rule]:
+    if rules is not None:
+        return list(rules)
+    if config.profile == "hadolint":
+        # What a `.hadolint.yaml` asks for: hadolint's rules (and ShellCheck), nothing else.
+        return [r for r in RULES.values() if r.id.startswith("DL")]
+    return list(RULES.values())
+
+
+def _check(
+    dockerfile: Dockerfile, config: LintConfig, rules: Iterable[Rule] | None
+) -> tuple[LintContext, list[Finding]]:
+    """Run the rules; suppressions and severity overrides applied, not yet sorted."""
     ctx = context(dockerfile, config)
     skip = set(config.ignore) | file_ignores(dockerfile)
     inline: dict[int, set[str]] = {}
     findings: list[Finding] = []
-    for r in rules if rules is not None else RULES.values():
+    for r in _selected(config, rules):
         if r.id in skip:
             continue
         severity = config.severity.get(r.id, r.severity.label)
@@ -170,8 +177,68 @@ def lint(
                     hadolint=r.hadolint,
                     category=r.category,
                     fixable=r.fixable,
+                    beyond=hit.beyond,
                 )
             )
+    return ctx, _dedupe(findings)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    """A DL rule and the SL rule mapped to it firing on the same line are one finding:
+    keep slimage's (it says more and may be fixable; it carries the DL id)."""
+    covered = {(f.hadolint, f.line) for f in findings if f.hadolint and not f.rule.startswith("DL")}
+    if not covered:
+        return findings
+    return [f for f in findings if not (f.rule.startswith("DL") and (f.rule, f.line) in covered)]
+
+
+def _shellcheck_findings(
+    ctx: LintContext, comments: Iterable[shellcheck.Comment], config: LintConfig
+) -> list[Finding]:
+    skip = set(config.ignore) | file_ignores(ctx.dockerfile)
+    out: list[Finding] = []
+    for c in comments:
+        if c.code in skip or c.code in _inline_ignores(c.inst):
+            continue
+        where = f"line {c.line}: " if c.line != c.inst.start_line else ""
+        out.append(
+            Finding(
+                rule=c.code,
+                severity=config.severity.get(c.code, _SC_LEVEL.get(c.level, "warning")),
+                file=ctx.dockerfile.path,
+                line=c.inst.start_line,
+                end_line=max(c.inst.end_line, c.line),
+                column=1,
+                message=f"{where}{c.message}",
+                why="ShellCheck: the RUN script has a shell pitfall that can break the build "
+                "or make it do something else than it says",
+                fix=f"see https://www.shellcheck.net/wiki/{c.code}",
+                hadolint=c.code,
+                category="correctness",
+                beyond=shellcheck.HEREDOC_REASON if c.heredoc else None,
+            )
+        )
+    return out
+
+
+_SC_LEVEL = {"error": "error", "warning": "warning", "info": "info", "style": "style"}
+
+
+def lint(
+    dockerfile: Dockerfile,
+    config: LintConfig | None = None,
+    *,
+    rules: Iterable[Rule] | None = None,
+) -> list[Finding]:
+    """All findings for a parsed Dockerfile, suppressions and severity overrides applied,
+    sorted by line. ShellCheck runs on the RUNs when `config.shellcheck` is on and no
+    explicit rule list is given."""
+    config = config or LintConfig()
+    ctx, findings = _check(dockerfile, config, rules)
+    if config.shellcheck and rules is None:
+        jobs = shellcheck.jobs_for(ctx)
+        comments = [c for per in shellcheck.run(jobs) for c in per]
+        findings.extend(_shellcheck_findings(ctx, comments, config))
     findings.sort(key=lambda f: (f.line, f.rule))
     return findings
 
@@ -184,8 +251,11 @@ def lint_text(
 
 
 def lint_paths(paths: Sequence[str], config: LintConfig | None = None) -> list[LintResult]:
-    """Lint several files (`-` is stdin). Each file's parse error is kept in its result."""
+    """Lint several files (`-` is stdin). Each file's parse error is kept in its result.
+    ShellCheck sees the RUNs of all files in one batch."""
+    config = config or LintConfig()
     results: list[LintResult] = []
+    pending: list[tuple[LintResult, LintContext, list[shellcheck.Job]]] = []
     for path in paths:
         try:
             if path == "-":
@@ -194,9 +264,23 @@ def lint_paths(paths: Sequence[str], config: LintConfig | None = None) -> list[L
             else:
                 text = read_text(path)
                 shown = path
-            results.append(LintResult(shown, lint(parse(text, path=shown), config)))
+            ctx, findings = _check(parse(text, path=shown), config, None)
+            result = LintResult(shown, findings)
+            results.append(result)
+            if config.shellcheck:
+                pending.append((result, ctx, shellcheck.jobs_for(ctx)))
         except DockerfileError as err:
             results.append(LintResult(path, error=err))
+    if pending:
+        all_jobs = [job for _r, _c, jobs in pending for job in jobs]
+        comments = shellcheck.run(all_jobs)
+        pos = 0
+        for result, ctx, jobs in pending:
+            mine = [c for per in comments[pos : pos + len(jobs)] for c in per]
+            pos += len(jobs)
+            result.findings.extend(_shellcheck_findings(ctx, mine, config))
+    for result in results:
+        result.findings.sort(key=lambda f: (f.line, f.rule))
     return results
 
 
@@ -222,6 +306,7 @@ def finding_dict(f: Finding) -> dict[str, object]:
         "hadolint": f.hadolint,
         "category": f.category,
         "fixable": f.fixable,
+        "beyond_hadolint": f.beyond,
     }
 
 
@@ -238,6 +323,7 @@ def rules_table() -> list[dict[str, object]]:
             "why": r.why,
             "fix": r.fix,
             "fixable": r.fixable,
+            "differs_from_hadolint": r.differs,
         }
         for r in RULES.values()
     ]

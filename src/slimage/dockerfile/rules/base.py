@@ -49,6 +49,9 @@ class Hit:
     inst: Instruction
     detail: str
     line: int | None = None  # defaults to the instruction's start line
+    # Set when the rule fires where hadolint would not look (a heredoc body, say): the
+    # reason, so the parity benchmark can count the finding as a deliberate extra.
+    beyond: str | None = None
 
 
 Check = Callable[["LintContext"], Iterable[Hit]]
@@ -69,6 +72,8 @@ class Rule:
     fix: str
     check: Check
     fixable: bool = False
+    # How the rule deliberately differs from its hadolint equivalent (None: it does not).
+    differs: str | None = None
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -85,13 +90,16 @@ def rule(
     fix: str,
     hadolint: str | None = None,
     fixable: bool = False,
+    differs: str | None = None,
 ) -> Callable[[Check], Check]:
     """Register a check function as rule `id`."""
 
     def deco(fn: Check) -> Check:
         if id in REGISTRY:
             raise RuntimeError(f"duplicate lint rule id {id}")
-        REGISTRY[id] = Rule(id, slug, severity, hadolint, category, summary, why, fix, fn, fixable)
+        REGISTRY[id] = Rule(
+            id, slug, severity, hadolint, category, summary, why, fix, fn, fixable, differs
+        )
         return fn
 
     return deco

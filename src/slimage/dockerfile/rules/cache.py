@@ -37,6 +37,8 @@ def _bases(ctx: LintContext) -> Iterator[tuple[int, str]]:
     why="an untagged base means :latest, which moves: the same Dockerfile builds a "
     "different image next month, and the cache breaks whenever upstream pushes",
     fix="pin a version tag (better: a tag plus @sha256 digest)",
+    differs="`FROM ${ARG}` is resolved through the ARG's default, so an untagged base "
+    "behind a variable is found too",
 )
 def untagged_base(ctx: LintContext) -> Iterator[Hit]:
     for idx, base in _bases(ctx):
@@ -78,7 +80,8 @@ def add_local(ctx: LintContext) -> Iterator[Hit]:
     for _st, inst in ctx.instructions("add"):
         if inst.heredocs or len(inst.value) < 2:
             continue
-        for src in inst.value[:-1]:
+        for raw in inst.value[:-1]:
+            src = raw.strip("\"'")  # the builder removes quotes: `ADD "https://..." /src`
             if is_url(src) or src.startswith("git@") or _ARCHIVE.search(src):
                 continue
             yield Hit(inst, f"ADD of local `{src}`")
@@ -100,8 +103,9 @@ def add_url(ctx: LintContext) -> Iterator[Hit]:
     for st, inst in ctx.instructions("add"):
         if not st.ships or inst.heredocs:
             continue
-        for src in inst.value[:-1]:
-            if is_url(src) and not src.endswith(".git"):
+        for raw in inst.value[:-1]:
+            src = raw.strip("\"'")
+            if is_url(src) and not src.split("#", 1)[0].endswith(".git"):
                 yield Hit(inst, f"ADD fetches {src}")
                 break
 
@@ -158,6 +162,8 @@ def relative_workdir(ctx: LintContext) -> Iterator[Hit]:
     "download still produces a 'successful' layer with broken contents",
     fix='set `SHELL ["/bin/bash", "-o", "pipefail", "-c"]` before the RUN (or start '
     "the RUN with `set -o pipefail &&` in a shell that has it)",
+    differs="a SHELL with pipefail is inherited by stages built FROM that stage, and "
+    "`set -o pipefail` in the RUN itself counts",
 )
 def pipefail(ctx: LintContext) -> Iterator[Hit]:
     for _st, inst in ctx.instructions("run"):

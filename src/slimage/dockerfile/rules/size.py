@@ -38,6 +38,8 @@ def _shipped_runs(ctx: LintContext) -> Iterator[tuple[StageInfo, Instruction, Sc
     "bytes in the earlier layer, and each layer is one more blob to push and pull",
     fix="join the commands with `&&` in one RUN",
     fixable=True,
+    differs="fires whatever the number of commands in each RUN (every RUN is a layer), "
+    "but only in stages that ship; hadolint only joins RUNs of at most two commands",
 )
 def consecutive_runs(ctx: LintContext) -> Iterator[Hit]:
     for st in ctx.stages:
@@ -97,6 +99,8 @@ def apt_update_alone(ctx: LintContext) -> Iterator[Hit]:
     "needs at run time; deleting them in a later RUN saves nothing",
     fix="end the same RUN with `&& rm -rf /var/lib/apt/lists/*`",
     fixable=True,
+    differs="any `rm` of /var/lib/apt/lists counts as cleaning, and only stages that ship "
+    "are checked (hadolint: the last stage and stages used as a base)",
 )
 def apt_lists_left(ctx: LintContext) -> Iterator[Hit]:
     for _st, inst, script in _shipped_runs(ctx):
@@ -223,6 +227,7 @@ def npm_cache(ctx: LintContext) -> Iterator[Hit]:
     why="yarn keeps every package it installs in its global cache (/usr/local/share/.cache "
     "or ~/.cache/yarn)",
     fix="end the same RUN with `&& yarn cache clean`",
+    differs="a bare `yarn` (which installs) counts as an install, as yarn documents",
 )
 def yarn_cache(ctx: LintContext) -> Iterator[Hit]:
     for _st, inst, script in _shipped_runs(ctx):
