@@ -8,23 +8,24 @@ all its blobs are in. `open_image` is the matching source.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
-import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from slimage.errors import DigestMismatchError, InvalidImageError
+from slimage.errors import DigestMismatchError, InvalidImageError, SlimageError
 from slimage.image import Image, Layer
 from slimage.layers.compression import Compressor, open_decompressed, sniff
 from slimage.layers.safety import LayerChecker
 from slimage.layers.tarscan import DockerSize, TarEntry, TarScanner
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import Descriptor, ImageConfig, Manifest, Platform
-from slimage.store.store import CHUNK, LayerInfo, Store
+from slimage.store.refs import parse_reference
+from slimage.store.store import _CREATED, CHUNK, LayerInfo, Store
 
 DEFAULT_COMPRESSION = os.environ.get("SLIMAGE_COMPRESSION", "gzip")
 
@@ -75,7 +76,7 @@ def ingest_layer(
     The layer is checked by `slimage.layers.safety` while it is scanned; a refused layer
     leaves no blob behind. LABEL names it in error messages (archive and layer)."""
     known = store.layer_info(layer.diff_id)
-    if known is not None:
+    if known is not None and store.claim(known.blob):
         return known, False
     name = label or f"layer {layer.diff_id}"
     opener = getattr(layer, "open_blob_unverified", None)
@@ -105,15 +106,14 @@ def ingest_layer(
         with store.writer() as w:
             while chunk := source.read(CHUNK):
                 w.write(chunk)
-            existed = store.has_blob("sha256:" + w._hash.hexdigest())
             blob_digest = w.commit()
             blob_size = w.size
         try:
             stream, _ = open_decompressed(store.open_blob(blob_digest), name=name)
             diff_id, usize, dsize, entries = _scan_uncompressed(stream, name, [])
         except BaseException:
-            if not existed:  # never delete a blob another image may share
-                store.blob_path(blob_digest).unlink(missing_ok=True)
+            if w.created and _CREATED.get() is None:  # outside `ingest`, which rolls back
+                store.rollback([blob_digest])
             raise
         media_type = mt.layer_media_type(kind, docker=docker_types)
     else:
@@ -170,7 +170,7 @@ def store_layer_tar(
             [lambda c: w.write(comp.compress(c))],
         )
         known = store.layer_info(diff_id)
-        if known is not None:
+        if known is not None and store.claim(known.blob):
             return known  # the writer is aborted on exit; nothing new is stored
         w.write(comp.flush())
         blob_digest = w.commit()
@@ -193,8 +193,9 @@ def index_stored_layer(store: Store, desc: Descriptor, diff_id: str) -> tuple[La
     nothing was decompressed yet) once: check it decompresses to DIFF_ID, and record its
     LayerInfo so that listings never scan it again. Returns (info, newly_recorded)."""
     known = store.layer_info(diff_id)
-    if known is not None and known.blob == desc.digest:
+    if known is not None and known.blob == desc.digest and store.claim(desc.digest):
         return known, False
+    store.claim(desc.digest)
     name = f"layer {desc.digest}"
     stream, _ = open_decompressed(store.open_blob(desc.digest), name=name)
     got, usize, dsize, entries = _scan_uncompressed(stream, name, [])
@@ -222,33 +223,41 @@ def ingest(
     tags: list[str] | None = None,
     compression: str = DEFAULT_COMPRESSION,
 ) -> IngestResult:
-    """Store IMAGE's blobs (skipping layers already present) and record it under TAGS."""
+    """Store IMAGE's blobs (skipping layers already present) and record it under TAGS.
+
+    All or nothing: the tags are checked before any byte is written, and a failure
+    removes exactly the blobs this ingest created (never one another process wrote or
+    relies on meanwhile; see `Store.rollback`)."""
     image.check_consistent()
-    before = {p.name for p in store.blobs_dir.iterdir()}
-    try:
-        return _ingest(store, image, tags, compression)
-    except BaseException:
-        _rollback(store, before)
-        raise
-
-
-def _rollback(store: Store, before: set[str]) -> None:
-    """A refused image leaves the store as it found it: blobs and layer records that this
-    ingest created are removed (refs are only written last, so there are none)."""
-    created = {
-        p.name for p in store.blobs_dir.iterdir() if p.name not in before and len(p.name) == 64
-    }
-    if not created:
-        return
-    for info_path in store.layers_dir.glob("*.json"):
+    for tag in tags or []:
         try:
-            blob = json.loads(info_path.read_text()).get("blob", "")
-        except (OSError, ValueError):
-            continue
-        if blob.removeprefix("sha256:") in created:
-            info_path.unlink(missing_ok=True)
-    for name in created:
-        (store.blobs_dir / name).unlink(missing_ok=True)
+            parse_reference(tag)
+        except SlimageError as exc:
+            raise InvalidImageError(f"{image.source or 'image'}: tag {exc}") from None
+    with all_or_nothing(store):
+        return _ingest(store, image, tags, compression)
+
+
+@contextlib.contextmanager
+def all_or_nothing(store: Store) -> Iterator[list[str]]:
+    """Run one ingest: take the writer lock before anything is looked up (gc waits from
+    here on), log the blobs it creates, and on any failure remove exactly those that
+    nobody else needs. Yields the log. Nested uses share the outermost log."""
+    outer = _CREATED.get()
+    if outer is not None:
+        yield outer
+        return
+    created: list[str] = []
+    token = _CREATED.set(created)
+    try:
+        with store.writing():
+            try:
+                yield created
+            except BaseException:
+                store.rollback(created)
+                raise
+    finally:
+        _CREATED.reset(token)
 
 
 def _ingest(store: Store, image: Image, tags: list[str] | None, compression: str) -> IngestResult:
@@ -290,7 +299,10 @@ def open_image(store: Store, name: str, *, platform: Platform | None = None) -> 
     """The store as a source: an `Image` whose layers read (verified) from blobs."""
     digest = store.resolve(name)
     manifest = store.manifest_for(digest, platform)
-    config = ImageConfig.parse(store.read_blob(manifest.config.digest))
+    config = ImageConfig.parse(
+        store.read_blob(manifest.config.digest),
+        what=f"{name}: config {manifest.config.digest}",
+    )
     diff_ids = config.diff_ids
     if len(diff_ids) != len(manifest.layers):
         raise InvalidImageError(f"{name}: manifest and config disagree on the layer count")

@@ -74,6 +74,29 @@ def parse_reference(text: str) -> Reference:
             break
     if not text or not _NAME_RE.match(text):
         raise UsageError(
-            f"invalid reference format {original!r}: repository name must be lowercase"
+            f"invalid reference format {_shown(original)}: repository name must be lowercase"
+        )
+    if len(_full_name(text)) > NAME_TOTAL_LENGTH_MAX:
+        raise UsageError(
+            f"invalid reference format {_shown(original)}: repository name must not be "
+            f"more than {NAME_TOTAL_LENGTH_MAX} characters"
         )
     return Reference(text, tag, digest)
+
+
+# Docker's reference rules (distribution/reference): the fully qualified name, registry
+# included, is at most 255 characters.
+NAME_TOTAL_LENGTH_MAX = 255
+
+
+def _full_name(repository: str) -> str:
+    """The name as Docker measures it: Hub names get `docker.io/[library/]` in front."""
+    first = repository.split("/", 1)[0]
+    if "/" in repository and ("." in first or ":" in first or first == "localhost"):
+        return repository
+    return f"docker.io/{repository}" if "/" in repository else f"docker.io/library/{repository}"
+
+
+def _shown(text: str) -> str:
+    """A reference as quoted in a one-line error: long ones are cut."""
+    return repr(text) if len(text) <= 80 else repr(text[:60]) + f"... ({len(text)} characters)"
