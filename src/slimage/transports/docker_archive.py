@@ -134,7 +134,9 @@ def _legacy_image(index: TarIndex, entry: ArchiveEntry) -> Image:
         layer.open_unverified = _raw_opener(index, name)
         layer.locate = _locator(index, name)
         layers.append(layer)
-    return Image(manifest, config, layers, source=label, repo_tags=_norm_tags(entry.repo_tags))
+    return Image(
+        manifest, config, layers, source=label, repo_tags=_norm_tags(entry.repo_tags, label)
+    )
 
 
 def _member_opener(index: TarIndex, name: str, desc: Descriptor) -> Callable[[], BinaryIO]:
@@ -163,13 +165,18 @@ def _locator(index: TarIndex, name: str) -> Callable[[], BlobLocation | None]:
     return locate
 
 
-def _norm_tags(tags: list[str]) -> list[str]:
+def _norm_tags(tags: list[str], label: str) -> list[str]:
+    """Tags as the store names them. An invalid one refuses the archive, as `docker load`
+    does ("invalid reference format"): dropping it would load an image the user can't
+    find under the name the archive promised."""
     out = []
     for t in tags:
         try:
             out.append(parse_reference(t).name)
-        except Exception:
-            continue
+        except Exception as err:
+            raise InvalidImageError(
+                f"{label}: manifest.json: RepoTags: {t[:80]!r} is not a valid image name ({err})"
+            ) from None
     return out
 
 
@@ -195,7 +202,7 @@ def read_archive(
         by_config: dict[str, list[str]] = {}
         for e in entries or []:
             cfg = e.config.rsplit("/", 1)[-1].removesuffix(".json")
-            by_config.setdefault(f"sha256:{cfg}", []).extend(_norm_tags(e.repo_tags))
+            by_config.setdefault(f"sha256:{cfg}", []).extend(_norm_tags(e.repo_tags, index.label))
         for img in images:
             tags = by_config.get(img.id)
             if tags:
