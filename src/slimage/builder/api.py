@@ -48,6 +48,11 @@ class BuildOptions:
     # Answer a rebuild with nothing to do from its record (see builder.noop); only builds
     # whose whole effect is in the store qualify (no outputs, --load, iidfile or secrets).
     noop_cache: bool = True
+    # `--cache-from`/`--cache-to` values (see builder.remotecache), `--push` (every tag
+    # pushed to its registry, as `--output type=registry` does).
+    cache_from: list[str] = field(default_factory=list)
+    cache_to: list[str] = field(default_factory=list)
+    push: bool = False
 
 
 @dataclass
@@ -60,6 +65,12 @@ class BuildResult:
     cached_steps: int
     seconds: float
     outputs: list[str] = field(default_factory=list)
+    # Steps answered by a --cache-from source, and the bytes fetched from them.
+    remote_cached_steps: int = 0
+    bytes_pulled: int = 0
+    pushed: list[str] = field(default_factory=list)  # "REF@DIGEST" per pushed name
+    cache_exported: list[str] = field(default_factory=list)  # "DEST@DIGEST"
+    warnings: list[str] = field(default_factory=list)
 
 
 class Interrupted(SlimageError):
@@ -124,10 +135,25 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
     from slimage.dockerfile import parse_file
 
     t0 = time.monotonic()
-    if opts.outputs:
+    if opts.outputs or opts.push:
         from slimage.builder.outputs import check_outputs
 
-        check_outputs(opts.outputs)  # a typo must not cost a whole build
+        check_outputs(opts.outputs, push=opts.push, tags=opts.tags)  # a typo costs no build
+    from slimage.builder.remotecache import load_sources, parse_cache_spec
+
+    cache_from = [parse_cache_spec(t, export=False) for t in opts.cache_from]
+    cache_to = [parse_cache_spec(t, export=True) for t in opts.cache_to]
+    warnings: list[str] = []
+
+    def warn(text: str) -> None:
+        """Said once, also with -q: a cache that silently does nothing costs hours."""
+        if text in warnings:
+            return
+        warnings.append(text)
+        if opts.progress is not None:
+            opts.progress.write(f"WARNING: {text}\n")
+            opts.progress.flush()
+
     ctx_dir = Path(opts.context)
     df_path = Path(opts.dockerfile) if opts.dockerfile else ctx_dir / "Dockerfile"
     if not df_path.is_file():
@@ -152,7 +178,13 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
         session=session,
         store=store,
         context=BuildContext(ctx_dir, df_path, stat_cache=store.root / "build-context-hashes.json"),
-        cache=BuildCache(store, enabled=not opts.no_cache),
+        cache=BuildCache(
+            store,
+            enabled=not opts.no_cache,
+            remote=load_sources(cache_from, store, warn)
+            if cache_from and not opts.no_cache
+            else None,
+        ),
         progress=progress,
         runtime_name=opts.runtime,
         network=opts.network,
@@ -163,8 +195,8 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
     )
     try:
         with session:  # closes (kills, unmounts) on any exit, KeyboardInterrupt included
-            manifest, config, mdigest, final, steps = _run_stages(
-                opts, store, settings, pl, df, df_path, epoch
+            manifest, config, mdigest, final, steps = _run_with_remote(
+                opts, store, settings, pl, df, df_path, epoch, warn
             )
     except KeyboardInterrupt as exc:
         err = Interrupted("build interrupted; mounts and containers cleaned up")
@@ -187,7 +219,16 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
         outputs = export(store, mdigest, opts.outputs, load=opts.load, tags=opts.tags)
         for o in outputs:
             progress.info(f"#{n} exporting to {o} done")
+    pushed: list[str] = []
+    if opts.push:
+        from slimage.builder.outputs import push_tags
+
+        for name, digest in push_tags(store, mdigest, opts.tags):
+            progress.info(f"#{n} pushing {name}@{digest} done")
+            pushed.append(f"{name}@{digest}")
+    exported = _export_caches(cache_to, store, settings.cache, manifest, warn, progress, n)
     progress.done()
+    remote = settings.cache.remote
     return BuildResult(
         image_id=config.digest,
         manifest_digest=mdigest,
@@ -197,7 +238,81 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
         cached_steps=progress.cached_steps,
         seconds=round(time.monotonic() - t0, 3),
         outputs=outputs,
+        remote_cached_steps=settings.cache.remote_hits,
+        bytes_pulled=remote.bytes_pulled if remote is not None else 0,
+        pushed=pushed,
+        cache_exported=exported,
+        warnings=warnings,
     )
+
+
+MAX_CACHE_RETRIES = 3
+
+
+def _run_with_remote(
+    opts: BuildOptions,
+    store: Store,
+    settings: Any,
+    pl: Any,
+    df: Any,
+    df_path: Path,
+    epoch: int | None,
+    warn: Any,
+) -> tuple[Any, Any, str, Any, int]:
+    """`_run_stages`, run again without a --cache-from blob that was refused (wrong
+    bytes, wrong diff_id, gone): the step that made it is then rebuilt here. The steps the
+    first attempt ran are in the local cache by then, so a rerun costs little."""
+    from slimage.builder.remotecache import CacheBlobRefused
+
+    for attempt in range(MAX_CACHE_RETRIES + 1):
+        try:
+            return _run_stages(opts, store, settings, pl, df, df_path, epoch)
+        except CacheBlobRefused as exc:
+            remote = settings.cache.remote
+            if remote is None or attempt == MAX_CACHE_RETRIES:
+                raise BuildError(str(exc)) from None
+            warn(f"{exc}; rebuilding that step locally")
+            remote.refused.add(exc.digest)
+            settings.cache.used.clear()
+            settings.cache.remote_hits = 0
+            settings.progress.cached_steps = 0
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _export_caches(
+    specs: list[Any],
+    store: Store,
+    cache: Any,
+    manifest: Any,
+    warn: Any,
+    progress: Any,
+    n: int,
+) -> list[str]:
+    """Each --cache-to: mode=min the records whose layers the image holds, mode=max every
+    record the build used. A failed export is a warning: the image is built."""
+    from slimage.builder.remotecache import Record, export_cache
+    from slimage.oci.model import Descriptor
+
+    done: list[str] = []
+    if not specs:
+        return done
+    in_image = {d.digest for d in manifest.layers}
+    every = [
+        Record(k, e.diff_id, Descriptor.from_dict(e.layer), e.created)
+        for k, e in cache.used.items()
+    ]
+    for spec in specs:
+        records = every if spec.mode == "max" else [r for r in every if r.layer.digest in in_image]
+        try:
+            digest = export_cache(spec, store, records, cache.remote)
+        except (SlimageError, OSError) as exc:
+            warn(f"--cache-to {spec.label}: not exported ({exc})")
+            continue
+        progress.info(
+            f"#{n} exporting cache to {spec.label} ({len(records)} records) {digest} done"
+        )
+        done.append(f"{spec.label}@{digest}")
+    return done
 
 
 def _run_stages(
@@ -250,6 +365,10 @@ def _run_stages(
     manifest, config = final.build(
         final.last_created() or rfc3339(epoch if epoch is not None else time.time())
     )
+    if settings.cache.remote is not None:
+        # The store holds every image whole: the final layers taken from a remote cache
+        # are fetched now (and only those, unless a step needed others).
+        settings.cache.remote.ensure_local(final.layers, final.diff_ids)
     store.put_bytes(config.raw, config.digest)
     from slimage.oci.digest import sha256_digest
 

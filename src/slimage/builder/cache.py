@@ -8,15 +8,19 @@ the store; a failed RUN leaves nothing behind. Secrets never enter a key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slimage.store.store import Store
+
+if TYPE_CHECKING:
+    from slimage.builder.remotecache import RemoteCaches
 
 
 def step_key(parent: str, *parts: Any) -> str:
@@ -35,10 +39,36 @@ class CacheEntry:
 
 
 class BuildCache:
-    def __init__(self, store: Store, *, enabled: bool = True):
+    """The store's own cache, with the build's `--cache-from` sources behind it
+    (`remote`, see builder.remotecache) and a note of every step entry the build used
+    (`used`, in order: what `--cache-to` exports)."""
+
+    def __init__(self, store: Store, *, enabled: bool = True, remote: RemoteCaches | None = None):
         self.store = store
         self.enabled = enabled
         self.dir = store.root / "build-cache"
+        self.remote = remote
+        self.used: dict[str, CacheEntry] = {}
+        self.remote_hits = 0
+
+    def lookup(self, key: str) -> CacheEntry | None:
+        """GET, then the remote sources: a remote hit is taken without its bytes (they are
+        fetched when something reads them) and noted locally for the next build."""
+        hit = self.get(key)
+        if hit is None and self.enabled and self.remote is not None:
+            rec = self.remote.lookup(key)
+            if rec is not None:
+                hit = rec.entry()
+                self.remote_hits += 1
+                with contextlib.suppress(OSError):
+                    self.put(key, hit)  # answered locally once the blob is here
+        if hit is not None:
+            self.used[key] = hit
+        return hit
+
+    def record(self, key: str, entry: CacheEntry) -> None:
+        self.put(key, entry)
+        self.used[key] = entry
 
     def _path(self, key: str) -> Path:
         return self.dir / key.split(":", 1)[-1]

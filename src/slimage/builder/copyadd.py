@@ -242,7 +242,7 @@ class CopyAddSteps(StageSteps):
         dgid: int,
         inst: Instruction,
     ) -> None:
-        layers = from_state.layer_objects(self.s.store) if from_state else list(from_image.layers)  # type: ignore[union-attr]
+        layers = self.s.layers_of(from_state) if from_state else list(from_image.layers)  # type: ignore[union-attr]
         lowers = self.s.layerdirs.ensure_all(layers)
         with self.s.layerdirs.workspace(lowers, writable=False) as src_ws:
             sroot = str(src_ws.merged)

@@ -80,6 +80,8 @@ def options_key(opts: Any) -> str | None:
     --load, an iidfile), reads secrets, or skips the cache."""
     if not opts.noop_cache or opts.no_cache or opts.outputs or opts.load or opts.iidfile:
         return None
+    if getattr(opts, "cache_to", None) or getattr(opts, "push", False):
+        return None  # effects beyond the store: the export/push must happen
     dockerfile = opts.dockerfile or os.path.join(opts.context, "Dockerfile")
     if opts.secrets or not (os.path.isdir(opts.context) and os.path.isfile(dockerfile)):
         return None  # (a missing file: the builder gives the proper error)

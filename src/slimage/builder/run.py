@@ -117,7 +117,7 @@ class RunSteps(StageSteps):
         from_state = self.resolve_stage(ref)
         if from_state is not None:
             state = from_state
-            return (lambda: state.layer_objects(self.s.store)), state.key
+            return (lambda: self.s.layers_of(state)), state.key
         try:
             image = open_base(self.s.store, ref)
         except BuildError:

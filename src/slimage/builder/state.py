@@ -77,6 +77,13 @@ class BuildSettings:
         assert self.session is not None
         return self.session.runtime
 
+    def layers_of(self, state: StageState) -> list[Layer]:
+        """STATE's layers, opened from the store; layers taken from a `--cache-from`
+        hit are fetched first, now that something reads them."""
+        if self.cache.remote is not None:
+            self.cache.remote.ensure_local(state.layers, state.diff_ids)
+        return state.layer_objects(self.store)
+
     def now(self) -> str:
         if self.source_date_epoch is not None:
             return rfc3339(self.source_date_epoch)

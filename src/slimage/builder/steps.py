@@ -82,12 +82,12 @@ class StageSteps:
 
     def _layer_step(self, key: str, created_by: str, action: Callable[[Workspace], None]) -> None:
         self.state.key = key
-        hit = self.s.cache.get(key)
+        hit = self.s.cache.lookup(key)
         if hit is not None:
             self.s.progress.cached()
             self._add_layer(hit, created_by)
             return
-        lowers = self.s.layerdirs.ensure_all(self.state.layer_objects(self.s.store))
+        lowers = self.s.layerdirs.ensure_all(self.s.layers_of(self.state))
         with self.s.layerdirs.workspace(lowers) as ws:
             action(ws)
             ws.unmount()
@@ -104,7 +104,7 @@ class StageSteps:
             Descriptor(info.media_type, info.blob, info.blob_size).to_dict(),
             self.s.now(),
         )
-        self.s.cache.put(key, entry)
+        self.s.cache.record(key, entry)
         self._add_layer(entry, created_by)
         self.s.progress.done()
 

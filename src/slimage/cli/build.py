@@ -106,6 +106,9 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
         iidfile=args.iidfile,
         source_date_epoch=None,
         noop_cache=args.file != "-",  # a temp Dockerfile: no record could ever match
+        cache_from=args.cache_from or [],
+        cache_to=args.cache_to or [],
+        push=args.push,
     )
     # The no-op record first, with the same key `build()` uses, so that an identical
     # rebuild is answered before the builder (or even its options class) is imported.
@@ -137,6 +140,9 @@ def _run_build(args: argparse.Namespace, secrets: dict[str, str]) -> int:
 
             os.unlink(fields["dockerfile"])
     _print_result(args, result)
+    if not quiet:
+        for line in result.pushed:  # the digest a deploy pins, as `docker push` prints it
+            sys.stdout.write(f"{line}\n")
     return 0
 
 
@@ -165,6 +171,23 @@ def register(sub: Any) -> None:
         metavar="type=oci,dest=DIR|FILE.tar|type=docker,dest=FILE",
     )
     p.add_argument("--load", action="store_true", help="also load the image into the Docker engine")
+    p.add_argument(
+        "--push",
+        action="store_true",
+        help="push the result to every -t REGISTRY/REPO:TAG (like --output type=registry)",
+    )
+    p.add_argument(
+        "--cache-from",
+        action="append",
+        metavar="type=registry,ref=R|type=local,src=DIR",
+        help="import build cache (repeatable); never fatal: an unusable one is a warning",
+    )
+    p.add_argument(
+        "--cache-to",
+        action="append",
+        metavar="type=registry,ref=R[,mode=min|max]|type=local,dest=DIR",
+        help="export the build cache (mode=min: the image's layers; max: every stage's)",
+    )
     p.add_argument("--compression", choices=["gzip", "zstd"], default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the image ID")
     p.add_argument("--label", action="append", metavar="KEY=VALUE", help="label the result")
