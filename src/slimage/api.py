@@ -58,7 +58,7 @@ def analyze(image: Image | str, store: Store | None = None) -> EfficiencyReport:
     """Where an image's bytes go: per-layer sizes, wasted (reclaimable) bytes, efficiency.
     An `Image` from a local archive or layout is read in place."""
     from slimage.analysis.efficiency import analyze_image
-    from slimage.analysis.source import ScanTarget, layer_slices
+    from slimage.analysis.target import ScanTarget, layer_slices
 
     if isinstance(image, str):
         image = open_image(image, store)
@@ -68,7 +68,7 @@ def analyze(image: Image | str, store: Store | None = None) -> EfficiencyReport:
 def diff(a: Image | str, b: Image | str, store: Store | None = None) -> DiffReport:
     """What changed between two images, file by file."""
     from slimage.analysis.diff import diff_images
-    from slimage.analysis.source import ScanTarget, layer_slices
+    from slimage.analysis.target import ScanTarget, layer_slices
 
     def target(x: Image | str) -> ScanTarget:
         img = open_image(x, store) if isinstance(x, str) else x

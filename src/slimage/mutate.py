@@ -1,9 +1,11 @@
 """Pure-ish image transformations: start from a base (or scratch), append layers and
 history, change the runtime config, and commit the result to the store.
 
-The builder and the base-image assembler both produce images this way, so the rules that
-keep an image valid (one diff_id per layer, one history entry per step with empty_layer
-for metadata-only steps, a fresh config digest) live in one place.
+`base build`, `import` and `minify` produce their images this way, so the rules that keep
+an image valid (one diff_id per layer, one history entry per step with empty_layer for
+metadata-only steps, a fresh config digest) live in one place for them. The Dockerfile
+builder keeps the same bookkeeping in `builder.state.StageState` instead, beside the
+build-time scope BuildKit keeps (see that module for why).
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from slimage.imageops import load_archive
 from slimage.store.images import open_image
 from slimage.store.store import Store
-from slimage.transports.catalog import load_archive
 
 REPO = Path(__file__).resolve().parents[2]
 

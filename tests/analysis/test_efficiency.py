@@ -12,7 +12,7 @@ import pytest
 
 from slimage.analysis.diff import build_tree
 from slimage.analysis.efficiency import analyze_image
-from slimage.analysis.source import open_target
+from slimage.analysis.target import open_target
 from slimage.cli.main import main
 from slimage.fs.tree import DIR
 from slimage.layers.tarscan import iter_entries
@@ -198,7 +198,7 @@ def test_oci_layout_is_read_in_place(layered_archive: Path, tmp_path: Path) -> N
 def test_a_corrupted_layer_is_refused(
     layered_archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from slimage.analysis.source import index_archive
+    from slimage.analysis.target import index_archive
 
     target = open_target(str(layered_archive))
     biggest = max((s for s in target.slices if s is not None), key=lambda s: s.length)

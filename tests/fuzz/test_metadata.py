@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slimage.errors import SlimageError
+from slimage.imageops import docker_config_view
 from slimage.oci import mediatypes as mt
 from slimage.oci.model import ImageConfig, Index, Manifest, parse_manifest_or_index
 from slimage.oci.safejson import load_json
-from slimage.transports.catalog import docker_config_view
 from slimage.transports.docker_archive import _parse_manifest_json, read_archive
 from slimage.transports.oci_layout import open_layout
 from slimage.transports.tarindex import TarIndex

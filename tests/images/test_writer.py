@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from slimage.imageops import image_history
 from slimage.layers.extract import extract_layer
 from slimage.layers.tarscan import iter_entries
 from slimage.layers.writer import LayerWriter, stream_layer, stream_tree, write_tree
 from slimage.mutate import ImageAssembler
 from slimage.oci.model import HistoryEntry
 from slimage.store.store import Store
-from slimage.transports.catalog import image_history
 from slimage.transports.sources import open_source
 from tests.images.conftest import tree_digest
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from slimage.errors import NotFoundError, SlimageError
+from slimage.imageops import image_history
 from slimage.layers.tarscan import iter_entries
 from slimage.store.images import ingest
 from slimage.store.store import Store
-from slimage.transports.catalog import image_history
 from slimage.transports.sources import open_source
 from tests.support import testbed
 from tests.transports import imagekit

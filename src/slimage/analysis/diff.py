@@ -11,7 +11,7 @@ import copy
 import time
 from dataclasses import dataclass, field
 
-from slimage.analysis.source import ScanTarget, open_target
+from slimage.analysis.target import ScanTarget, open_target
 from slimage.fs.diff import PathChange, diff_trees
 from slimage.fs.scan import scan_layer
 from slimage.fs.tree import DIR, MergedTree

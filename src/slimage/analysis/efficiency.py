@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slimage.analysis.source import ScanTarget, open_target
+from slimage.analysis.target import ScanTarget, open_target
 from slimage.fs.scan import Verifier, apply_records, is_plain_tar, parse_records, scan_layer
 from slimage.fs.tree import FILE, MergedTree
 from slimage.image import Image

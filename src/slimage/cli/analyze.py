@@ -73,6 +73,18 @@ def register(sub: Any) -> None:
         "while its inode, size, mtime and ctime are unchanged",
     )
     p.add_argument("--no-trunc", action="store_true", help="don't truncate CREATED BY")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write a self-contained HTML page: the layers stacked by size, the bytes "
+        "wasted, the largest files",
+    )
+    p.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="browse the layers and files interactively (same as `slimage dive IMAGE`)",
+    )
     p.set_defaults(func=cmd_analyze)
 
     d = sub.add_parser(
@@ -122,6 +134,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError("--top must be >= 0")
     if args.base is not None and args.base < 0:
         raise UsageError("--base must be >= 0")
+    if args.interactive:
+        if args.json or args.ci:
+            raise UsageError("-i/--interactive cannot be combined with --json or --ci")
+        from slimage.cli.dive import cmd_dive
+
+        return cmd_dive(args)
     report = analyze_image(
         _target(args.image),
         verify=not args.no_verify,
@@ -129,6 +147,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         top=args.top,
         largest=args.top,
     )
+    # Title the output with the name the user typed, not another tag of the same image.
+    report.image = args.image
+    if args.html:
+        from slimage.optimize.report_html import write_analyze_html
+
+        write_analyze_html(report, args.html)
     ci = evaluate(report, flags, args.ci_config) if args.ci else None
     if args.json:
         if ci is not None:
@@ -235,7 +259,7 @@ def _render_ci(ci: Any) -> None:
 
 def _target(spec: str) -> Any:
     """SPEC opened against the store this invocation names (--root / $SLIMAGE_HOME)."""
-    from slimage.analysis.source import open_target
+    from slimage.analysis.target import open_target
     from slimage.cli.session import open_store
 
     return open_target(spec, store=open_store())

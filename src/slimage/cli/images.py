@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from slimage.cli.output import add_json_flag, print_json
+from slimage.cli.output import add_json_flag, print_json, print_table
 from slimage.cli.session import store_root, tell
 from slimage.errors import SlimageError, UsageError
 from slimage.oci.digest import short_id
@@ -94,20 +94,6 @@ def _ellipsis(text: str, width: int) -> str:
     return text[: width - 1] + "…"
 
 
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """Docker's table: text/tabwriter with minwidth 10 and padding 3, last column bare."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    widths = [max(w + 3, 10) for w in widths]
-    out = []
-    for row in [headers, *rows]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        out.append("".join(cells) + row[-1])
-    sys.stdout.write("\n".join(out) + "\n")
-
-
 def _os_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """A file the user named that cannot be read or written is their error to fix, not a
     traceback: say which file and why, in one line."""
@@ -134,7 +120,7 @@ def _store() -> Store:
 
 @_os_errors
 def cmd_load(args: argparse.Namespace) -> int:
-    from slimage.transports.catalog import load_archive
+    from slimage.imageops import load_archive
 
     store = _store()
     if args.input and args.input != "-":
@@ -161,7 +147,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 @_os_errors
 def cmd_import(args: argparse.Namespace) -> int:
     from slimage.oci.model import Platform
-    from slimage.transports.rootfs import import_rootfs
+    from slimage.transports.rootfs_import import import_rootfs
 
     store = _store()
     tags = [args.reference] if args.reference else []
@@ -203,7 +189,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 @_os_errors
 def cmd_save(args: argparse.Namespace) -> int:
-    from slimage.transports.catalog import save
+    from slimage.imageops import save
 
     store = _store()
     if args.output:
@@ -234,7 +220,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     fails its check): those are listed with IMAGE ID `<broken>` and each is reported on
     one stderr line, so one bad image never hides the others. `slimage fsck` is the
     command whose exit code says whether the store is healthy (1 if not)."""
-    from slimage.transports.catalog import list_images
+    from slimage.imageops import list_images
 
     rows = list_images(_store(), args.reference)
     for digest, why in sorted({(r.manifest_digest, r.broken) for r in rows if r.broken}):
@@ -306,7 +292,7 @@ def _open(spec: str):
 
 @_os_errors
 def cmd_history(args: argparse.Namespace) -> int:
-    from slimage.transports.catalog import image_history
+    from slimage.imageops import image_history
     from slimage.transports.sources import open_source
 
     store = _store()
@@ -369,7 +355,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 @_os_errors
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from slimage.transports.catalog import inspect_image
+    from slimage.imageops import inspect_image
 
     store = _store()
     out = []
@@ -392,7 +378,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 @_os_errors
 def cmd_tag(args: argparse.Namespace) -> int:
-    from slimage.transports.catalog import tag_image
+    from slimage.imageops import tag_image
 
     name = tag_image(_store(), args.source, args.target)
     if args.json:
@@ -402,7 +388,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 @_os_errors
 def cmd_rmi(args: argparse.Namespace) -> int:
-    from slimage.transports.catalog import remove_image
+    from slimage.imageops import remove_image
 
     store = _store()
     results = []

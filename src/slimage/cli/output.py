@@ -28,16 +28,18 @@ def print_json(obj: Any, *, compact: bool = False) -> None:
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """Docker's column layout: left-aligned, padded to the widest cell, three spaces apart."""
+    """Docker's table layout, for every command: Go's text/tabwriter with minwidth 10 and
+    padding 3, the last column bare (so `docker images`-style parsers read ours too)."""
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
-    lines = []
+    widths = [max(w + 3, 10) for w in widths]
+    out = []
     for row in [headers, *rows]:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append("   ".join(cells).rstrip())
-    sys.stdout.write("\n".join(lines) + "\n")
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        out.append("".join(cells) + row[-1])
+    sys.stdout.write("\n".join(out) + "\n")
 
 
 def add_json_flag(parser: Any) -> None:

@@ -43,12 +43,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slimage.dockerfile import shell
 from slimage.dockerfile.expand import GO_SPACE
 from slimage.dockerfile.frontend import parse
 from slimage.dockerfile.lint import context
 from slimage.dockerfile.model import Dockerfile, Instruction
 from slimage.dockerfile.parser import read_text
-from slimage.dockerfile.rules import facts, resolve_rule_id, shell
+from slimage.dockerfile.rules import facts, resolve_rule_id
 from slimage.dockerfile.rules.base import LintContext, StageInfo, join_path
 from slimage.errors import SlimageError, UsageError
 from slimage.streams import atomic_write

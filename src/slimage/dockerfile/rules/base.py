@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from slimage.dockerfile import shell
 from slimage.dockerfile.model import Dockerfile, Instruction
-from slimage.dockerfile.rules import shell
 
 if TYPE_CHECKING:
     from slimage.dockerfile.config import LintConfig

@@ -6,7 +6,7 @@ inside `$(...)`, backquotes and subshells, and reads each one's flags in a fixed
 against that view, so reproducing their semantics means reproducing the view: a rule
 that only looked at top-level commands would miss `x="$(dpkg --print-architecture | awk
 ...)"` exactly where hadolint reports it. The view is built on top of our own splitter
-(`rules.shell`), recursing into command substitutions.
+(`dockerfile.shell`), recursing into command substitutions.
 
 Commands keep their name as written (`/usr/bin/apt-get` is not `apt-get`, and `sudo
 apt-get` is a `sudo` command), because that is what hadolint compares.
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from slimage.dockerfile import shell
 from slimage.dockerfile.model import Instruction
-from slimage.dockerfile.rules import shell
 from slimage.dockerfile.rules.base import LintContext
 
 HEREDOC_REASON = "hadolint does not read RUN heredoc bodies; slimage checks them like any RUN"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from slimage.dockerfile.model import Instruction
-from slimage.dockerfile.rules.shell import Script, SimpleCommand
+from slimage.dockerfile.shell import Script, SimpleCommand
 
 # Options of apt-get/apt that take a separate value (`-o X=Y`, `-t bookworm`).
 _APT_VALUE_OPTS = frozenset({"-o", "-t", "-c", "--option", "--target-release", "--config-file"})

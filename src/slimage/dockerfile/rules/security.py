@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from slimage.dockerfile import shell
 from slimage.dockerfile.model import Instruction
-from slimage.dockerfile.rules import facts, shell
+from slimage.dockerfile.rules import facts
 from slimage.dockerfile.rules.base import Hit, LintContext, Severity, rule
 
 _ROOT = frozenset({"root", "0", "root:root", "0:0", "root:0", "0:root"})

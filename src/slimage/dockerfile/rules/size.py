@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from slimage.dockerfile.model import Instruction
 from slimage.dockerfile.rules import facts
 from slimage.dockerfile.rules.base import Hit, LintContext, Severity, StageInfo, join_path, rule
-from slimage.dockerfile.rules.shell import Script
+from slimage.dockerfile.shell import Script
 
 
 def _shipped_runs(ctx: LintContext) -> Iterator[tuple[StageInfo, Instruction, Script]]:

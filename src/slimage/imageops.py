@@ -1,5 +1,6 @@
-"""The everyday image operations behind `load`, `save`, `images`, `history`, `inspect`,
-`tag` and `rmi`, as plain functions returning plain data (the CLI only renders them).
+"""The everyday image operations over a store, behind `load`, `save`, `images`,
+`history`, `inspect`, `tag` and `rmi`, as plain functions returning plain data (the CLI
+only renders them). Not a transport: it uses the transports and the store.
 """
 
 from __future__ import annotations
