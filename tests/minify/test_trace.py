@@ -60,6 +60,24 @@ def test_only_calls_after_the_first_exec_count() -> None:
     assert tr.exit_codes[10] == "3"
 
 
+def test_runtime_reexec_from_a_memfd_is_not_the_app() -> None:
+    """runc init re-executes itself from a sealed memfd (`execveat(fd, "", AT_EMPTY_PATH)`)
+    and sets up the rootfs before the app's execve: none of that is the app's."""
+    lines = [
+        '20  execve("/proc/self/exe", ["runc", "init"], 0x1 /* 7 vars */) = 0',
+        '20  execveat(6</>, "", ["runc", "init"], 0x2 /* 8 vars */, 0x1000) = 0',
+        '20  openat(-100</>, "/var/lib/store/rootfs/dev/null", 0x80000) = 3</dev/null>',
+        '20  newfstatat(-100</>, "/etc/hosts", 0x7f, 0) = 0',
+        '20  execve("/usr/bin/app", ["app"], 0x3 /* 3 vars */) = 0',
+        '20  openat(-100</>, "/etc/app.conf", 0x80000) = 3</etc/app.conf>',
+    ]
+    p = StraceParser("/", runtime_paths=("/usr/sbin/runc",))
+    for line in lines:
+        p.feed(line)
+    assert p.trace.found == {"/usr/bin/app", "/etc/app.conf"}
+    assert p.trace.execs == ["/usr/bin/app"]
+
+
 def test_unescape() -> None:
     assert unescape(r"a\tb\\c\"d\x41\101") == 'a\tb\\c"dAA'
 

@@ -17,6 +17,7 @@ def _on_off(text: str) -> bool:
 
 
 def cmd_minify(args: argparse.Namespace) -> int:
+    from slimage.cli.runtime import process_flags
     from slimage.minify.api import MinifyOptions, minify, stderr_log
     from slimage.minify.report import render, write_report_dir
     from slimage.minify.session import RunSettings
@@ -37,13 +38,10 @@ def cmd_minify(args: argparse.Namespace) -> int:
         keep_packages=args.keep_packages,
         verify=args.verify,
         ignore_body=args.ignore_body or [],
-        run=RunSettings(
-            entrypoint=args.entrypoint,
-            env=args.env or [],
-            user=args.user,
-            workdir=args.workdir,
-            runtime=args.runtime,
-        ),
+        seccomp_profile=args.seccomp_profile,
+        http_crawl=args.http_crawl,
+        crawl_max=args.crawl_max,
+        run=RunSettings(**vars(process_flags(args)), runtime=args.runtime),
     )
     from slimage.cli.session import open_store
 
@@ -64,6 +62,8 @@ def cmd_minify(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    from slimage.cli.runtime import add_process_flags
+
     p = sub.add_parser(
         "minify",
         help="shrink an image to the files its app uses (traced run + verification)",
@@ -109,10 +109,21 @@ def register(sub: Any) -> None:
     p.add_argument("--verify", type=_on_off, default=True, metavar="on|off")
     p.add_argument("--ignore-body", action="append", metavar="PATH", help="compare status only")
     p.add_argument("--report", metavar="DIR", help="write report.json and the traced file list")
-    p.add_argument("-e", "--env", action="append", metavar="KEY=VALUE")
-    p.add_argument("--entrypoint")
-    p.add_argument("-u", "--user")
-    p.add_argument("-w", "--workdir")
+    p.add_argument(
+        "--seccomp-profile",
+        metavar="FILE",
+        help="write the syscalls both runs made as a Docker seccomp profile (traces every "
+        "syscall: slower)",
+    )
+    p.add_argument(
+        "--http-crawl",
+        action="store_true",
+        help="follow same-origin links and assets in HTML answers (127.0.0.1 only)",
+    )
+    p.add_argument(
+        "--crawl-max", type=int, default=50, metavar="N", help="pages --http-crawl fetches at most"
+    )
+    add_process_flags(p)  # -e, --entrypoint, -u, -w, -v, --mount, --tmpfs: as `slimage run`
     p.add_argument("--runtime", default=None, help="runc (default) or crun")
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--json", action="store_true")

@@ -24,19 +24,57 @@ def _ago(ts: float) -> str:
     return f"{int(d)} seconds ago" if d >= 1 else "Less than a second ago"
 
 
+def add_process_flags(p: argparse.ArgumentParser) -> None:
+    """The `docker run` flags `slimage run` and `slimage minify` both take: what runs,
+    as whom, where, with which environment and mounts. `process_flags` parses them."""
+    p.add_argument("-e", "--env", action="append", metavar="KEY=VALUE")
+    p.add_argument("--entrypoint")
+    p.add_argument("-u", "--user")
+    p.add_argument("-w", "--workdir")
+    p.add_argument(
+        "-v", "--volume", action="append", metavar="HOST:CONTAINER[:ro]", help="bind mount"
+    )
+    p.add_argument(
+        "--mount",
+        action="append",
+        metavar="type=bind|tmpfs,...",
+        help="Docker's --mount: type=bind,source=,target=[,readonly] or type=tmpfs,target=",
+    )
+    p.add_argument("--tmpfs", action="append", metavar="PATH[:size=,mode=]", help="a tmpfs")
+
+
+def process_flags(args: argparse.Namespace) -> Any:
+    """`add_process_flags`'s values as the runtime's `ProcessFlags` (one parse for both
+    commands; every bad value is a one-line UsageError)."""
+    from slimage.runtime.process import ProcessFlags, parse_mount, parse_tmpfs, parse_volume
+
+    mounts = [parse_volume(v) for v in args.volume or []]
+    mounts += [parse_mount(m) for m in args.mount or []]
+    mounts += [parse_tmpfs(t) for t in args.tmpfs or []]
+    return ProcessFlags(
+        env=args.env or [],
+        entrypoint=args.entrypoint,
+        user=args.user,
+        workdir=args.workdir,
+        mounts=mounts,
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from slimage.runtime.containers import RunOptions
 
+    flags = process_flags(args)
     opts = RunOptions(
         image=args.image,
         args=args.args,
         name=args.name,
         detach=args.detach,
         rm=args.rm,
-        env=args.env or [],
-        workdir=args.workdir,
-        user=args.user,
-        entrypoint=args.entrypoint,
+        env=flags.env,
+        workdir=flags.workdir,
+        user=flags.user,
+        entrypoint=flags.entrypoint,
+        mounts=flags.mounts,
         network=args.network,
         tty=args.tty,
         interactive=args.interactive,
@@ -161,10 +199,7 @@ def register(sub: Any) -> None:
     p.add_argument("-d", "--detach", action="store_true")
     p.add_argument("--rm", action="store_true", help="remove the container when it exits")
     p.add_argument("--name")
-    p.add_argument("-e", "--env", action="append", metavar="KEY=VALUE")
-    p.add_argument("-w", "--workdir")
-    p.add_argument("-u", "--user")
-    p.add_argument("--entrypoint")
+    add_process_flags(p)
     p.add_argument("--network", default="host", choices=["host", "none"])
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")

@@ -33,6 +33,7 @@ from slimage.minify.probe import (
     ExecProbe,
     HttpProbe,
     ProbeResult,
+    crawl,
     exec_result,
     exposed_ports,
     parse_http_probe,
@@ -40,11 +41,12 @@ from slimage.minify.probe import (
     run_http,
     wait_for_port,
 )
-from slimage.minify.report import MinifyReport, gone_tools, measure
+from slimage.minify.report import MinifyReport, gone_tools, measure, size_of
+from slimage.minify.seccomp import check_target, write_profile
 from slimage.minify.session import AppExitedError, RunSettings, TracedRun
 from slimage.minify.trace import Trace
 from slimage.minify.verify import Verification, VerificationError, compare, lacking_paths
-from slimage.minify.write import write_image
+from slimage.minify.write import Written, unpack_from_view, write_image
 from slimage.store.store import Store
 
 
@@ -70,6 +72,12 @@ class MinifyOptions:
     verify: bool = True
     ignore_body: list[str] = field(default_factory=list)
     run: RunSettings = field(default_factory=RunSettings)
+    # Write the syscalls both runs made as a Docker seccomp profile here. Both runs then
+    # stop at every syscall (slower): the fast mode only stops at the file calls.
+    seccomp_profile: str | None = None
+    # Follow same-origin links and assets of HTML answers (bounded: --crawl-max pages).
+    http_crawl: bool = False
+    crawl_max: int = 50
 
 
 @dataclass
@@ -78,6 +86,7 @@ class _Run:
 
     trace: Trace
     results: list[ProbeResult]
+    crawled: list[HttpProbe]  # requests --http-crawl added (first run only)
     exit: str
     argv: list[str]
     env: list[str]
@@ -151,7 +160,11 @@ def _exercise(
     wait: float,
     timeout: float,
     log: Callable[[str], None],
+    crawl_max: int = 0,
+    crawled: list[HttpProbe] | None = None,
 ) -> list[ProbeResult]:
+    """Send PROBES; with CRAWL_MAX, then crawl from the HTTP ones (appending each request
+    made to CRAWLED, for the verification run to repeat)."""
     deadline = time.monotonic() + timeout
     results: list[ProbeResult] = []
     for port in sorted({p.port for p in probes if isinstance(p, HttpProbe)}):
@@ -174,6 +187,15 @@ def _exercise(
         log(f"  probe {res.name}: {res.status} {'ok' if res.ok else res.error}")
         if not run.running():
             raise _fail_app(run, f"during probing (after {res.name})")
+    if crawl_max > 0:
+        starts = [p for p in probes if isinstance(p, HttpProbe)]
+        for probe, res in crawl(starts, max_pages=crawl_max, deadline=deadline):
+            results.append(res)
+            if crawled is not None:
+                crawled.append(probe)
+            log(f"  crawl {res.name}: {res.status} {'ok' if res.ok else res.error}")
+        if not run.running():
+            raise _fail_app(run, "during --http-crawl")
     if mode == "timeout":
         end = time.monotonic() + wait
         while time.monotonic() < end and run.running():
@@ -213,11 +235,17 @@ def _traced_run(
     opts: MinifyOptions,
     label: str,
     log: Callable[[str], None],
+    crawl_max: int = 0,
 ) -> _Run:
     mode, wait = _parse_continue(opts.continue_after)
-    with TracedRun(store, image, digest, settings, label=label) as run:
+    with TracedRun(
+        store, image, digest, settings, label=label, all_syscalls=bool(opts.seccomp_profile)
+    ) as run:
         try:
-            results = _exercise(run, probes, ports, mode, wait, opts.probe_timeout, log)
+            crawled: list[HttpProbe] = []
+            results = _exercise(
+                run, probes, ports, mode, wait, opts.probe_timeout, log, crawl_max, crawled
+            )
             exited_early = not run.running()
             run.stop()
             exit_status = run.exit_status() if exited_early else "stopped"
@@ -229,7 +257,7 @@ def _traced_run(
                     f"the tracer recorded nothing for the {label} run; refusing to write an "
                     "untraced image"
                 )
-            return _Run(trace, results, exit_status, run.argv, run.env, run.plan_workdir)
+            return _Run(trace, results, crawled, exit_status, run.argv, run.env, run.plan_workdir)
         finally:
             run.close()
 
@@ -244,6 +272,8 @@ def minify(
 
     overlay.require_root("slimage minify")
     _parse_continue(opts.continue_after)
+    if opts.seccomp_profile:
+        check_target(opts.seccomp_profile)
     if opts.probe_timeout <= 0:
         raise UsageError("--probe-timeout must be positive")
     times: dict[str, float] = {}
@@ -286,7 +316,22 @@ def _minify(
     ports = list(dict.fromkeys(exposed_ports(cfg) + list(opts.ports)))
     probes = _probes(opts, ports)
     log(f"minify: tracing {opts.image} ({len(probes)} probe(s))")
-    first = _traced_run(store, image, digest, opts.run, probes, ports, opts, "original", log)
+    if opts.http_crawl and opts.crawl_max < 1:
+        raise UsageError("--crawl-max must be at least 1")
+    first = _traced_run(
+        store,
+        image,
+        digest,
+        opts.run,
+        probes,
+        ports,
+        opts,
+        "original",
+        log,
+        opts.crawl_max if opts.http_crawl else 0,
+    )
+    # The verification run repeats exactly what the first one sent, crawled pages too.
+    probes = [*probes, *first.crawled]
     times["trace"] = round(time.monotonic() - t0, 2)
 
     t1 = time.monotonic()
@@ -295,7 +340,10 @@ def _minify(
         c = cl.Closure(root)
         env = dict(e.split("=", 1) for e in first.env if "=" in e)
         traced_real: set[str] = set()
+        mounted = [m.target for m in opts.run.mounts]
         for p in sorted(first.trace.found):
+            if any(p == t or p.startswith(t + "/") for t in mounted):
+                continue  # the host's (-v) or a tmpfs: not the image's
             got = c.add(p, "traced")
             if got:
                 traced_real.add(got)
@@ -330,6 +378,17 @@ def _minify(
                     c.add_tree(d, "TLS certificates")
             resolver.close_over(sorted(c.keep))
         elf_added = len(set(c.keep) - before_elf)
+        # The floor: what the trace and its ELF closure strictly need, before the guards
+        # (keep-packages), the config's and runtime's files and the user's includes.
+        floor = cl.Closure(root, elves=c.elves)
+        for p in traced_real:
+            floor.add(p, "traced")
+        for p in first.trace.execs:
+            for interp in cl.shebang(floor, p)[:1]:
+                floor.add(interp, "interpreter")
+        cl.ElfResolver(floor, env, image.config.data.get("architecture", "amd64")).close_over(
+            sorted(floor.keep)
+        )
         excluded: dict[str, str] = {}
         if opts.excludes:
             for p in list(c.keep):
@@ -354,11 +413,22 @@ def _minify(
         )
         existed = written.manifest_digest in store.images()
         times["write"] = round(time.monotonic() - t2, 2)
+        if opts.verify:
+            # The verification run stacks the new layers: give the layer cache their
+            # unpacked form now, made of hardlinks into the original's, rather than have
+            # it decompress and extract the blobs just written.
+            t2 = time.monotonic()
+            _unpack_written(store, written, root, lowers)
+            times["unpack"] = round(time.monotonic() - t2, 2)
         # The sizes are counted while the verification run waits on the app.
         pool = ThreadPoolExecutor(max_workers=1)
-        measured = pool.submit(lambda: (measure(root, keep), gone_tools(root, keep)))
+        floor_paths = set(floor.keep) - set(excluded)
+        measured = pool.submit(
+            lambda: (measure(root, keep), gone_tools(root, keep), size_of(root, floor_paths))
+        )
         pool.shutdown(wait=False)
         verification = Verification(done=False, passed=True)
+        seccomp_count = 0
         second: _Run | None = None
         try:
             store.add_image(written.manifest_digest)
@@ -396,6 +466,9 @@ def _minify(
                             )
                     raise VerificationError(verification.message())
                 times["verify"] = round(time.monotonic() - t3, 2)
+            if opts.seccomp_profile:
+                seen = first.trace.syscalls | (second.trace.syscalls if second else set())
+                seccomp_count = write_profile(opts.seccomp_profile, seen)
             if opts.tags:
                 store.add_image(written.manifest_digest, tags=opts.tags)
         except BaseException:
@@ -404,7 +477,7 @@ def _minify(
             raise
         finally:
             # The view stays mounted until the count is done.
-            (before, after, largest), gone = measured.result()
+            (before, after, largest), gone, floor_bytes = measured.result()
     times["total"] = round(time.monotonic() - t0, 2)
     reasons: dict[str, int] = {}
     for r in c.keep.values():
@@ -434,6 +507,9 @@ def _minify(
         keep_packages=dict(adds.packages) if adds else {},
         keep_packages_bytes=adds.bytes_added if adds else 0,
         traced_paths=len(traced_real),
+        floor_bytes=floor_bytes,
+        seccomp_profile=opts.seccomp_profile or "",
+        seccomp_syscalls=seccomp_count,
         elf_closure_added=elf_added,
         unresolved=sorted(set(c.unresolved)),
         reasons=reasons,
@@ -443,6 +519,16 @@ def _minify(
         traced=sorted(first.trace.found),
     )
     return report
+
+
+def _unpack_written(store: Store, written: Written, root: str, lowers: list[Path]) -> None:
+    from slimage.runtime.layerdirs import LayerDirs
+
+    cache = LayerDirs(store)
+    for info, names in zip(written.layers, written.groups, strict=True):
+        with cache.assemble(info.diff_id) as staging:
+            if staging is not None:
+                unpack_from_view(staging, root, lowers, names, written.epoch)
 
 
 def _layer_size(store: Store, diff_id: str) -> int:

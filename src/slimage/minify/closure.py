@@ -53,8 +53,8 @@ class Closure:
 
     root: str
     keep: dict[str, str] = field(default_factory=dict)
-    elves: dict[str, ElfInfo] = field(default_factory=dict)
     unresolved: list[str] = field(default_factory=list)  # "lib.so needed by /x"
+    elves: dict[str, ElfInfo] = field(default_factory=dict)  # parsed ELF headers, by path
 
     # ------------------------------------------------------------------ lookups
     def host(self, path: str) -> str:

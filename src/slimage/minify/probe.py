@@ -14,6 +14,8 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
 
 from slimage.errors import UsageError
 
@@ -126,24 +128,31 @@ def wait_for_port(
 
 
 def run_http(probe: HttpProbe, timeout: float) -> ProbeResult:
+    return fetch(probe, timeout)[0]
+
+
+def fetch(probe: HttpProbe, timeout: float) -> tuple[ProbeResult, bytes, str]:
+    """PROBE's result, with the body and Content-Type (for the crawler)."""
     t0 = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", probe.port, timeout=timeout)
     try:
         conn.request(probe.method, probe.path, headers={"User-Agent": "slimage-minify"})
         resp = conn.getresponse()
-        body = resp.read()
+        body = resp.read(MAX_BODY + 1)[:MAX_BODY]
         status = resp.status
+        ctype = resp.getheader("Content-Type") or ""
     except (OSError, http.client.HTTPException) as exc:
-        return ProbeResult(
+        res = ProbeResult(
             probe.name,
             False,
             seconds=round(time.monotonic() - t0, 4),
             error=str(exc) or type(exc).__name__,
         )
+        return res, b"", ""
     finally:
         conn.close()
     ok = status == probe.expect if probe.expect is not None else status < 500
-    return ProbeResult(
+    res = ProbeResult(
         probe.name,
         ok,
         status=status,
@@ -152,6 +161,106 @@ def run_http(probe: HttpProbe, timeout: float) -> ProbeResult:
         seconds=round(time.monotonic() - t0, 4),
         error="" if ok else f"status {status}",
     )
+    return res, body, ctype
+
+
+# ----------------------------------------------------------------------------- --http-crawl
+MAX_BODY = 16 << 20  # an answer larger than this is hashed on its first 16 MiB
+_LINK_ATTRS = {
+    "a": "href",
+    "link": "href",
+    "script": "src",
+    "img": "src",
+    "source": "src",
+    "iframe": "src",
+    "video": "src",
+    "audio": "src",
+}
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.links: list[str] = []
+        self.base: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "base" and values.get("href"):
+            self.base = values["href"]
+        want = _LINK_ATTRS.get(tag)
+        if want and values.get(want):
+            self.links.append(str(values[want]))
+        if tag in ("img", "source") and values.get("srcset"):
+            for part in str(values["srcset"]).split(","):
+                url = part.strip().split(" ")[0]
+                if url:
+                    self.links.append(url)
+
+
+def same_origin_links(page_path: str, port: int, html: str) -> list[str]:
+    """The paths of PAGE_PATH's links and assets on the same origin (127.0.0.1 or
+    localhost, same port, http), fragments dropped, in document order."""
+    parser = _Links()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:  # a broken page: what was read so far still counts
+        pass
+    origin = f"http://127.0.0.1:{port}"
+    base = urljoin(origin + page_path, parser.base) if parser.base else origin + page_path
+    out: list[str] = []
+    for link in parser.links:
+        url = urljoin(base, link.strip())
+        parts = urlsplit(url)
+        if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost"):
+            continue
+        if (parts.port or 80) != port:
+            continue
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if path not in out:
+            out.append(path)
+    return out
+
+
+def crawl(
+    starts: list[HttpProbe], *, max_pages: int, deadline: float
+) -> list[tuple[HttpProbe, ProbeResult]]:
+    """Breadth-first GETs of the same-origin links and assets of HTML answers, from
+    STARTS' paths (which are not fetched again), at most MAX_PAGES new requests and never
+    after DEADLINE. Only ever 127.0.0.1. Returns each new probe with its result, so the
+    verification run can send exactly the same requests."""
+    seen = {(p.port, p.path) for p in starts}
+    queue: list[tuple[int, str]] = []
+    out: list[tuple[HttpProbe, ProbeResult]] = []
+    for p in starts:
+        if p.method != "GET":
+            continue
+        res, body, ctype = fetch(HttpProbe("GET", p.path, p.port), 10.0)
+        _enqueue(p.port, p.path, body, ctype, seen, queue)
+    while queue and len(out) < max_pages and time.monotonic() < deadline:
+        port, path = queue.pop(0)
+        probe = HttpProbe("GET", path, port)
+        res, body, ctype = fetch(probe, max(1.0, min(10.0, deadline - time.monotonic())))
+        out.append((probe, res))
+        _enqueue(port, path, body, ctype, seen, queue)
+    return out
+
+
+def _enqueue(
+    port: int,
+    path: str,
+    body: bytes,
+    ctype: str,
+    seen: set[tuple[int, str]],
+    queue: list[tuple[int, str]],
+) -> None:
+    if "html" not in ctype.lower():
+        return
+    for link in same_origin_links(path, port, body.decode("utf-8", "replace")):
+        if (port, link) not in seen:
+            seen.add((port, link))
+            queue.append((port, link))
 
 
 def exec_result(probe: ExecProbe, rc: int, output: bytes, seconds: float) -> ProbeResult:

@@ -60,6 +60,11 @@ class MinifyReport:
     keep_packages: dict[str, int] = field(default_factory=dict)
     keep_packages_bytes: int = 0
     traced_paths: int = 0
+    # Bytes (SIZE rule) of what the trace and its ELF closure strictly need: the floor
+    # the image can shrink to; keep-packages, config and runtime files come on top.
+    floor_bytes: int = 0
+    seccomp_profile: str = ""  # the file written by --seccomp-profile
+    seccomp_syscalls: int = 0  # how many syscalls it allows
     elf_closure_added: int = 0
     unresolved: list[str] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)  # reason -> paths kept for it
@@ -145,6 +150,25 @@ def measure(root: str, keep: set[str]) -> tuple[FsStats, FsStats, list[tuple[str
     return before, after, largest
 
 
+def size_of(root: str, paths: set[str]) -> int:
+    """Docker's SIZE of PATHS in the merged ROOT: regular files (each inode once) plus
+    symlink target lengths."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for p in paths:
+        host = os.path.join(root, p.lstrip("/"))
+        try:
+            st = os.lstat(host)
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            total += len(os.readlink(host).encode("utf-8", "surrogateescape"))
+        elif stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
 def gone_tools(root: str, keep: set[str]) -> list[str]:
     """Shells and package managers the original had in its bin dirs and the minified lacks."""
     out = []
@@ -180,6 +204,11 @@ def render(r: MinifyReport) -> str:
         f"{human_size(r.after.bytes)} kept"
     )
     lines.append(f"  image {r.minified}   verification: {r.verified}")
+    if r.floor_bytes:
+        lines.append(
+            f"  floor (traced files + their ELF closure): {human_size(r.floor_bytes)}; "
+            f"the image is {r.image_size_after / r.floor_bytes:.2f}x that"
+        )
     lines.append(
         f"  files kept {r.after.files} of {r.before.files} (removed {r.before.files - r.after.files});"
         f" ELF objects kept {r.after.elf} of {r.before.elf} (removed {r.before.elf - r.after.elf})"
@@ -204,6 +233,10 @@ def render(r: MinifyReport) -> str:
             lines.append(_probe_line(probe, v))
     if r.gone:
         lines.append(f"  gone: {', '.join(r.gone)}")
+    if r.seccomp_profile:
+        lines.append(
+            f"  seccomp profile: {r.seccomp_profile} ({r.seccomp_syscalls} syscalls allowed)"
+        )
     if r.unresolved:
         lines.append(f"  unresolved ELF dependencies: {', '.join(r.unresolved[:6])}")
     if r.verified == "off":

@@ -1,10 +1,13 @@
-"""One traced run of an image: an overlay rootfs, runc, and strace attached before exec.
+"""One traced run of an image: an overlay rootfs, runc, and strace from the runtime's start.
 
 `slimage run` starts a container in one `runc run`; here we need the tracer in place
 before the program's first instruction, so the run is split the way runc allows:
-`runc create` (its init waits on the exec fifo, inside the container's namespaces and
-pivoted root), `strace -p` on that init (all its threads), and only then `runc start`.
-`--exec` commands are traced the same way, with strace running `runc exec`.
+`strace -f -- runc create` (the tracer follows runc into the container's init, which
+then waits on the exec fifo, inside the container's namespaces and pivoted root), and
+only then `runc start`. strace starts runc itself, rather than attaching to its init with
+-p, because only then does `--seccomp-bpf` work: the app's syscalls that are not file or
+process calls never stop it (see `trace.strace_flags`). `--exec` commands are traced the
+same way, with strace running `runc exec`.
 
 Everything a run creates (mount, runc container, strace processes, state dir) is undone by
 `close()`, which `with` guarantees on success, error, Ctrl-C and SIGTERM (the CLI turns
@@ -29,11 +32,11 @@ from typing import Any
 
 from slimage.errors import RuntimeToolError, SlimageError
 from slimage.image import Image
-from slimage.minify.trace import STRACE_FLAGS, Trace, parse_file
+from slimage.minify.trace import Trace, parse_file, strace_flags
 from slimage.runtime import overlay
 from slimage.runtime import spec as ocispec
 from slimage.runtime.ocirun import OciRuntime
-from slimage.runtime.process import check_command, merge_env, plan_process
+from slimage.runtime.process import ProcessFlags, check_command, merge_env, oci_mounts, plan_process
 from slimage.runtime.users import resolve_user
 from slimage.store.store import Store
 
@@ -47,14 +50,12 @@ class AppExitedError(SlimageError):
 
 
 @dataclass
-class RunSettings:
-    """The `docker run`-style overrides minify shares with `slimage run`."""
+class RunSettings(ProcessFlags):
+    """The `docker run` flags minify shares with `slimage run` (`ProcessFlags`: env,
+    entrypoint, user, workdir, mounts, parsed by the same CLI helper), plus the
+    command's arguments and the OCI runtime."""
 
-    entrypoint: str | None = None
     args: list[str] = field(default_factory=list)
-    env: list[str] = field(default_factory=list)
-    user: str | None = None
-    workdir: str | None = None
     runtime: str | None = None
 
 
@@ -116,6 +117,7 @@ class TracedRun:
         settings: RunSettings,
         *,
         label: str = "run",
+        all_syscalls: bool = False,
     ):
         self.store = store
         self.image = image
@@ -128,6 +130,9 @@ class TracedRun:
         self.rootfs = self.dir / "rootfs"
         self.runtime = OciRuntime(settings.runtime)
         self.strace = strace_path()
+        # Every syscall stops the app only when its names are wanted (--seccomp-profile).
+        self.all_syscalls = all_syscalls
+        self.flags = strace_flags(all_syscalls=all_syscalls)
         self.tracers: list[subprocess.Popen[bytes]] = []
         self.trace_files: list[Path] = []
         self.pid = 0
@@ -196,6 +201,7 @@ class TracedRun:
         mounts = [
             ocispec.bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True),
             ocispec.bind("/etc/hosts", "/etc/hosts", readonly=True),
+            *oci_mounts(s.mounts),
         ]
         spec = ocispec.make_spec(
             str(self.rootfs), proc, network="host", hostname=self.id[-12:], mounts=mounts
@@ -203,60 +209,56 @@ class TracedRun:
         (self.dir / "bundle" / "config.json").write_text(json.dumps(spec))
 
     def _start(self) -> None:
+        """`strace -f -- runc create`, then `runc start`: the tracer follows runc into the
+        container's init, which waits on the exec fifo until `start`, so the app is traced
+        from its first instruction. runc's own calls come before the app's execve and
+        are dropped by the parser."""
         pid_file = self.dir / "init.pid"
+        trace_file = self.dir / "trace-main.txt"
+        self.created = True  # from here on close() deletes it, whatever create did
         with open(self.log, "ab") as log:
-            res = subprocess.run(
-                self.runtime._cmd(
-                    "create",
-                    "--bundle",
-                    str(self.dir / "bundle"),
-                    "--pid-file",
-                    str(pid_file),
-                    self.id,
-                ),
+            p = subprocess.Popen(
+                [
+                    self.strace,
+                    *self.flags,
+                    "-o",
+                    str(trace_file),
+                    "--",
+                    *self.runtime.command(
+                        "create",
+                        "--bundle",
+                        str(self.dir / "bundle"),
+                        "--pid-file",
+                        str(pid_file),
+                        self.id,
+                    ),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
             )
-        self.created = True
-        if res.returncode != 0:
-            raise RuntimeToolError(f"could not create the {self.label} container: {self.tail(1)}")
-        self.pid = int(pid_file.read_text().strip())
-        trace_file = self.dir / "trace-main.txt"
-        self._attach(trace_file)
-        res = subprocess.run(self.runtime._cmd("start", self.id), capture_output=True)
-        if res.returncode != 0:
-            raise RuntimeToolError(
-                f"could not start the {self.label} container: "
-                f"{res.stderr.decode(errors='replace').strip()}"
-            )
-        self.started = time.monotonic()
-
-    def _attach(self, trace_file: Path) -> None:
-        err = self.dir / "strace-main.err"
-        with open(err, "wb") as errfh:
-            p = subprocess.Popen(
-                [self.strace, *STRACE_FLAGS, "-o", str(trace_file), "-p", str(self.pid)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=errfh,
-                start_new_session=True,
-            )
         self.tracers.append(p)
         self.trace_files.append(trace_file)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if p.poll() is not None:
-                msg = err.read_text(errors="replace").strip().splitlines()
-                raise TracerError(
-                    f"strace could not attach to the container's process {self.pid}: "
-                    f"{msg[-1] if msg else 'exit ' + str(p.returncode)}"
+        deadline = time.monotonic() + 60
+        while not pid_file.exists():
+            if p.poll() is not None or time.monotonic() > deadline:
+                traced = trace_file.exists() and trace_file.stat().st_size > 0
+                if not traced:
+                    raise TracerError(
+                        f"strace could not attach to the container's process: "
+                        f"{self.tail(1) or 'exit ' + str(p.returncode)}"
+                    )
+                raise RuntimeToolError(
+                    f"could not create the {self.label} container: {self.tail(1)}"
                 )
-            if _all_traced(self.pid, p.pid):
-                return
-            time.sleep(0.02)
-        raise TracerError(f"strace did not attach to the container's process {self.pid} in 10 s")
+            time.sleep(0.01)
+        self.pid = int(pid_file.read_text().strip())
+        try:
+            self.runtime.start(self.id)
+        except RuntimeToolError as exc:
+            raise RuntimeToolError(f"{self.label} run: {exc}") from None
+        self.started = time.monotonic()
 
     # ------------------------------------------------------------------ state
     def running(self) -> bool:
@@ -310,10 +312,10 @@ class TracedRun:
         p = subprocess.Popen(
             [
                 self.strace,
-                *STRACE_FLAGS,
+                *self.flags,
                 "-o",
                 str(trace_file),
-                *self.runtime._cmd("exec", "--process", str(pfile), self.id),
+                *self.runtime.command("exec", "--process", str(pfile), self.id),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -384,21 +386,3 @@ class TracedRun:
             self.store.unpin(f"minify-{self.id}")
             if not overlay.is_mounted(self.rootfs):
                 shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def _all_traced(pid: int, tracer: int) -> bool:
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return False
-    for t in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{t}/status") as fh:
-                for line in fh:
-                    if line.startswith("TracerPid:"):
-                        if int(line.split()[1]) != tracer:
-                            return False
-                        break
-        except OSError:
-            return False
-    return True

@@ -1,12 +1,22 @@
 """What a traced container looked at: strace's output, turned into paths.
 
-The tracer is Debian's strace (well kept, and it sees every path-taking syscall), attached
-with ptrace from the host to the container's first process while runc holds it before its
-`execve`, so nothing the program does escapes it. It catches what fanotify cannot: `stat`,
-`access`, `readlink`, the `execve` of a script and its interpreter, directory listings
-(`getdents64` with `-y`, which names the directory), and failed lookups (ENOENT), which
-verification needs. Opens, execs and maps are all `open`s first, so strace alone covers
-them; fanotify would only add a second witness, so it is left out for now.
+The tracer is Debian's strace (well kept, and it sees every path-taking syscall). It
+starts the OCI runtime and follows it (-f) into the container's init, which runc holds
+before its `execve` of the app, so nothing the program does escapes it. It catches what
+fanotify cannot: `stat`, `access`, `readlink`, the `execve` of a script and its
+interpreter, directory listings (`getdents64` with `-y`, which names the directory), and
+failed lookups (ENOENT), which verification needs.
+
+Why there is no fanotify tracer next to it: everything fanotify reports on a mount
+(FAN_OPEN, FAN_OPEN_EXEC, FAN_ACCESS) starts with a path-taking syscall strace already
+records, in every process of the container, threads included: a file is opened
+(open/openat/openat2, or execve/execveat, or uselib) before it can be read, executed or
+mapped, and `mmap` of an fd maps a file that was opened under a path we have. The only
+things fanotify would add are opens that do not name a path: `open_by_handle_at`, and an
+fd passed in over a unix socket from outside the container. Neither is how programs load
+code or data from their own image, so a second tracer (and its event queue, overflow
+handling and mount marks) would cost more than it can find. If it were ever needed, its
+place is a `Trace` merged in `TracedRun.traces`.
 
 The parser here reads strace's `-f -y` text format: `PID syscall(args) = result`, with
 calls split into `<unfinished ...>` / `<... NAME resumed>` halves when processes
@@ -27,19 +37,29 @@ from dataclasses import dataclass, field
 # creation and exec (%process, for cwd inheritance and exec marks), and the two calls
 # that read a directory or move into one by fd.
 STRACE_FILTER = "trace=%file,%process,getdents64,getdents,fchdir"
-# What strace needs besides -p/-o: follow forks, keep long paths whole, name fds.
-STRACE_FLAGS = [
-    "-f",
-    "-q",
-    "--pidns-translation",
-    "-s",
-    "8192",
-    "-y",
-    "-e",
-    STRACE_FILTER,
-    "-e",
-    "signal=none",
-]
+
+
+def strace_flags(*, all_syscalls: bool = False) -> list[str]:
+    """strace's options besides -p/-o: follow forks, keep long paths whole, name fds (-y),
+    flags as raw numbers (-X raw: less formatting, and the parser reads no flags). Not
+    -qq: that would hide the `+++ exited with N +++` lines the app's exit code comes from.
+
+    ALL_SYSCALLS (for --seccomp-profile) stops the tracee at every call, to learn every
+    syscall's name. Otherwise only STRACE_FILTER's calls are asked for, and with
+    `--seccomp-bpf` the app's other calls (futex, read, epoll_wait, mmap...) never stop
+    it at all: that was most of the cost of running npm and node under ptrace. strace
+    installs that filter only in a command it starts itself (never with -p), so the
+    tracer starts `runc create` rather than attaching to its init; the filter sets
+    no_new_privs, which the container inherits (a setuid program the app runs gains no
+    privileges in the traced runs, as with Docker's `no-new-privileges`)."""
+    flags = ["-f", "-q", "--pidns-translation", "-s", "8192", "-y", "-X", "raw"]
+    if all_syscalls:
+        return [*flags, "-e", "trace=all", "-e", "signal=none"]
+    return [*flags, "--seccomp-bpf", "-e", STRACE_FILTER, "-e", "signal=none"]
+
+
+# The default (kept for callers that just want a trace of a host command).
+STRACE_FLAGS = strace_flags()
 
 _LINE = re.compile(r"^(\d+)\s+(.*)$")
 _CALL = re.compile(r"^([a-z_0-9]+)\((.*)$", re.S)
@@ -279,7 +299,9 @@ class StraceParser:
             result = res.group(3)
         args = _split_args(body[: res.start()])
         ok = result not in ("?",) and not result.startswith("-")
-        self.trace.syscalls.add(name)
+        if self.is_active(pid):
+            # The app's syscalls only (the seccomp profile's allowlist), not the runtime's.
+            self.trace.syscalls.add(name)
         if name in ("clone", "clone3", "fork", "vfork") and ok and result.isdigit():
             child = int(result)
             self.cwd.setdefault(child, self.cwd.get(pid, self.initial_cwd))
@@ -295,9 +317,15 @@ class StraceParser:
             if ok:
                 if path is not None and path in self.runtime_paths:
                     return
+                if path is None and not self.is_active(pid):
+                    # `execveat(fd, "", AT_EMPTY_PATH)` before any real exec: runc init
+                    # re-executing itself from a sealed memfd copy. The runtime starts the
+                    # app by path, so a process is never made active by an exec of an fd.
+                    return
                 if pid not in self.active:
                     self.held.pop(pid, None)  # the runtime's own calls before the exec
                     self._mark_active(pid)
+                    self.trace.syscalls.add(name)
                 if path is None:
                     return
             if not self.is_active(pid):

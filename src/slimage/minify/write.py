@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ class Written:
     config_digest: str
     layers: list[LayerInfo]
     app_layer_from: int  # index of the first original layer counted as the app's
+    groups: list[list[str]]  # the kept paths of each new layer, in layer order
+    epoch: int | None  # SOURCE_DATE_EPOCH the layers were written under
 
 
 def _step(h: dict) -> str:
@@ -146,4 +149,114 @@ def write_image(
     manifest, config = asm.build(created=created)
     store.put_bytes(config.raw, config.digest)
     digest = store.put_bytes(manifest.raw)
-    return Written(digest, config.digest, infos, app_from)
+    return Written(digest, config.digest, infos, app_from, groups, epoch)
+
+
+# ----------------------------------------------------------------------------- unpacked form
+_SKIP_XATTRS = ("trusted.overlay.", "security.selinux")  # as the layer writer skips them
+
+
+def _all_xattrs(path: str) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return out
+    for name in names:
+        try:
+            out[name] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out
+
+
+def _wanted_xattrs(path: str) -> dict[str, bytes]:
+    return {k: v for k, v in _all_xattrs(path).items() if not k.startswith(_SKIP_XATTRS)}
+
+
+def _set_meta(path: str, st: os.stat_result, mtime: int, xattrs: dict[str, bytes]) -> None:
+    """What extraction sets: owner, mode (not on links), xattrs, mtime (atime = mtime)."""
+    os.lchown(path, st.st_uid, st.st_gid)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(path, stat.S_IMODE(st.st_mode))
+    for k, v in xattrs.items():
+        os.setxattr(path, k, v, follow_symlinks=False)
+    ns = mtime * 1_000_000_000
+    os.utime(path, ns=(ns, ns), follow_symlinks=False)
+
+
+def _linkable(
+    src: str, lower: Path, st: os.stat_result, mtime: int, xattrs: dict[str, bytes]
+) -> bool:
+    """Whether SRC (a file in an unpacked lower layer) already is, byte for byte and in
+    every attribute extraction sets, the entry the layer holds: then a hardlink to it
+    is what extracting the layer would give."""
+    try:
+        if os.path.realpath(src) != os.path.normpath(src) or not src.startswith(str(lower) + "/"):
+            return False  # reached through a link inside the lower layer
+        ls = os.lstat(src)
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(ls.st_mode)
+        and ls.st_mode == st.st_mode
+        and (ls.st_uid, ls.st_gid, ls.st_size) == (st.st_uid, st.st_gid, st.st_size)
+        and ls.st_mtime_ns == mtime * 1_000_000_000
+        and _all_xattrs(src) == xattrs
+    )
+
+
+def unpack_from_view(
+    dest: Path, root: str, layer_dirs: list[Path], names: Iterable[str], epoch: int | None
+) -> tuple[int, int]:
+    """Build in DEST what extracting the layer `write_image` made of NAMES would give.
+
+    Same walk and same rules as the layer writer (`_ordered`, the merged view's lstat,
+    mtimes in whole seconds clamped to EPOCH, the writer's xattrs, hardlinks within the
+    layer kept as hardlinks), but a regular file is a hardlink into the unpacked lower
+    layer that provides it whenever that file already has the entry's mode, owner, size,
+    mtime and xattrs (overlay never writes to a lower dir, so sharing the inode is safe),
+    and a copy otherwise (a clamped mtime, say). Returns (hardlinked, copied) files."""
+    linked = copied = 0
+    inodes: dict[tuple[int, int], str] = {}
+    dir_times: list[tuple[str, int]] = []
+    for name in _ordered(names):
+        merged = os.path.join(root, name)
+        st = os.lstat(merged)
+        mtime = max(0, min(int(st.st_mtime), epoch) if epoch is not None else int(st.st_mtime))
+        out = os.path.join(dest, name)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(out)
+            _set_meta(out, st, mtime, _wanted_xattrs(merged))
+            dir_times.append((out, mtime))
+        elif stat.S_ISREG(mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in inodes:
+                os.link(inodes[key], out)  # a hardlink entry: the same inode as the first
+                continue
+            inodes[key] = out
+            xattrs = _wanted_xattrs(merged)
+            i = _provider(layer_dirs, name)
+            src = os.path.join(layer_dirs[i], name)
+            if _linkable(src, layer_dirs[i], st, mtime, xattrs):
+                os.link(src, out)
+                linked += 1
+                continue
+            shutil.copyfile(merged, out)  # sendfile(2): in the kernel
+            _set_meta(out, st, mtime, xattrs)
+            copied += 1
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(merged), out)
+            _set_meta(out, st, mtime, _wanted_xattrs(merged))
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+            if stat.S_ISFIFO(mode):
+                os.mkfifo(out, stat.S_IMODE(mode))
+            else:
+                os.mknod(out, mode, st.st_rdev)
+            _set_meta(out, st, mtime, {})
+        # sockets: the writer skips them too
+    for path, mtime in reversed(dir_times):
+        ns = mtime * 1_000_000_000
+        os.utime(path, ns=(ns, ns), follow_symlinks=False)
+    return linked, copied

@@ -26,7 +26,7 @@ from slimage.errors import NotFoundError, RuntimeToolError, SlimageError, UsageE
 from slimage.runtime import overlay, owner
 from slimage.runtime import spec as ocispec
 from slimage.runtime.ocirun import OciRuntime
-from slimage.runtime.process import check_command, plan_process
+from slimage.runtime.process import MountSpec, check_command, oci_mounts, plan_process
 from slimage.runtime.users import resolve_user
 from slimage.store.store import Store
 
@@ -68,6 +68,7 @@ class RunOptions:
     workdir: str | None = None
     user: str | None = None
     entrypoint: str | None = None
+    mounts: list[MountSpec] = field(default_factory=list)  # -v, --mount, --tmpfs
     network: str = "host"
     tty: bool = False
     interactive: bool = False
@@ -222,6 +223,7 @@ class Containers:
         mounts = [
             ocispec.bind("/etc/resolv.conf", "/etc/resolv.conf", readonly=True),
             ocispec.bind("/etc/hosts", "/etc/hosts", readonly=True),
+            *oci_mounts(opts.mounts),
         ]
         spec = ocispec.make_spec(
             str(rootfs), proc, network=opts.network, hostname=rec.id[:12], mounts=mounts

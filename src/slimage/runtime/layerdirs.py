@@ -82,6 +82,27 @@ class LayerDirs:
             pass
 
     @contextlib.contextmanager
+    def assemble(self, diff_id: str) -> Iterator[Path | None]:
+        """A staging directory for the unpacked form of layer DIFF_ID, which the caller
+        builds itself (minify makes it from hardlinks into the other unpacked layers,
+        instead of extracting a blob it has just written). It is moved into place when
+        the block ends without error, and removed otherwise. Yields None when the layer is
+        unpacked already. The staging dir is on the same filesystem as every unpacked
+        layer, so hardlinks into them work, and is named for its owner like `ensure`'s."""
+        if self.path(diff_id).is_dir():
+            yield None
+            return
+        tmp = self.base / f".tmp-{owner.token()}-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        try:
+            with disk_errors(f"unpacked layer {diff_id}", self.base):
+                yield tmp
+            self.adopt(diff_id, tmp)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
     def workspace(self, lowers: Sequence[Path], *, writable: bool = True) -> Iterator[Workspace]:
         ws = Workspace(self.work_base / uuid.uuid4().hex[:16], list(lowers), writable)
         with self._active_lock:

@@ -69,6 +69,44 @@ class OciRuntime:
     def _cmd(self, *args: str) -> list[str]:
         return [*self._prefix, self.path, *args]
 
+    def command(self, *args: str) -> list[str]:
+        """The argv of `RUNTIME ARGS...`, for a caller that runs it under a wrapper (minify
+        runs `runc exec` under strace); the same prefix `_cmd` adds (crun's private mount
+        namespace on a hybrid cgroup host) included."""
+        return self._cmd(*args)
+
+    def create(
+        self,
+        container_id: str,
+        bundle: str,
+        *,
+        pid_file: str,
+        stdout: Any = subprocess.DEVNULL,
+        stderr: Any = subprocess.DEVNULL,
+    ) -> int:
+        """`runtime create`: the container's init is made and waits on the exec fifo,
+        inside its namespaces and root, until `start`. Returns the runtime's exit code; a
+        non-zero one leaves nothing to delete but the caller still calls `delete` (it is
+        harmless), so that an interrupt between the two never leaks a container."""
+        self.started.add(container_id)
+        res = subprocess.run(
+            self._cmd("create", "--bundle", bundle, "--pid-file", pid_file, container_id),
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
+        return res.returncode
+
+    def start(self, container_id: str) -> None:
+        """`runtime start` of a created container: its init execs the process."""
+        res = subprocess.run(self._cmd("start", container_id), capture_output=True)
+        if res.returncode != 0:
+            raise RuntimeToolError(
+                f"could not start container {container_id}: "
+                f"{res.stderr.decode(errors='replace').strip()}"
+            )
+
     def run(
         self,
         container_id: str,
