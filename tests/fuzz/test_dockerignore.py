@@ -16,8 +16,15 @@ from hypothesis import strategies as st
 
 from slimage.dockerfile.dockerignore import DockerIgnore, go_clean, read_patterns
 from slimage.errors import SlimageError
+from tests.fuzz import budget
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=budget.examples(400),
+    deadline=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 # Characters that mean something to the matcher, plus a few plain ones and oddities.
 _META = st.sampled_from(list("*?[]^!\\/.-{}()|$+ \t#\ufeff\x00é"))

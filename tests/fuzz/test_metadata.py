@@ -32,14 +32,15 @@ from slimage.transports.docker_archive import _parse_manifest_json, read_archive
 from slimage.transports.oci_layout import open_layout
 from slimage.transports.tarindex import TarIndex
 from slimage.units import parse_rfc3339
+from tests.fuzz import budget
 from tests.transports.imagekit import E, compress, layer_tar
 
 SETTINGS = settings(
-    max_examples=120,
+    max_examples=budget.examples(120),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-    database=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
 )
 
 LAYER = layer_tar([E("etc", "dir"), E("etc/a", data=b"hello")])
@@ -263,11 +264,11 @@ def _read_archive(path: Path) -> None:
 
 
 @settings(
-    max_examples=150,
+    max_examples=budget.examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-    database=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
 )
 @given(mutated())
 def test_archive_reader_on_mutated_archives(data: bytes) -> None:

@@ -28,15 +28,16 @@ from slimage.layers.safety import LayerChecker, xattr_problem
 from slimage.layers.tarscan import TarEntry, TarScanner
 from slimage.layers.whiteout import victim_problem, whiteout_victim
 from tests.adversarial import rawtar as rt
+from tests.fuzz import budget
 from tests.transports import imagekit
 from tests.transports.imagekit import E
 
 SETTINGS = settings(
-    max_examples=150,
+    max_examples=budget.examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    derandomize=True,
-    database=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
 )
 
 SEED_TARS = [
@@ -213,7 +214,12 @@ def test_random_headers_and_pax_records(parts: list[bytes]) -> None:
     scan_all_ways(rt.tar(*parts))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@settings(
+    max_examples=budget.examples(60),
+    deadline=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
+)
 @given(parts=st.lists(st.one_of(header, raw_pax), min_size=1, max_size=4))
 def test_scan_file_path(parts: list[bytes]) -> None:
     import tempfile
@@ -230,7 +236,12 @@ names = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(
+    max_examples=budget.examples(300),
+    deadline=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
+)
 @given(directory=st.sampled_from(["", "a", "a/b/c"]), victim=names)
 def test_whiteout_validator(directory: str, victim: str) -> None:
     """A victim that passes is one real name in the whiteout's own directory; the opaque
@@ -253,7 +264,12 @@ def test_whiteout_validator(directory: str, victim: str) -> None:
     assert got not in ("", ".", "..") and "/" not in got and "\0" not in got
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@settings(
+    max_examples=budget.examples(300),
+    deadline=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
+)
 @given(
     path=st.one_of(
         st.text(max_size=300),
@@ -274,7 +290,12 @@ def test_path_validator(path: str) -> None:
     assert (problem is None) == ok, (problem, len(raw))
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@settings(
+    max_examples=budget.examples(200),
+    deadline=None,
+    derandomize=budget.DERANDOMIZE,
+    database=budget.DATABASE,
+)
 @given(
     key=st.sampled_from(["security.capability", "trusted.overlay.x", "user.a", "", "a\0b"]),
     value=st.binary(max_size=30),

@@ -99,6 +99,13 @@ class Pattern:
         return self.regex.match(path) is not None
 
 
+def _in_class(piece: str, in_class: bool) -> str:
+    """PIECE (`[^/]...`) as Go's regexp reads it after an open `[`: its `[` is a literal
+    member of the open class and its `]` closes that class. Python would read a nested
+    set there, so the `[` is escaped to keep Go's meaning."""
+    return "\\" + piece if in_class else piece
+
+
 def _compile(text: str, exclusion: bool) -> Pattern:
     """Pattern text -> matcher, following patternmatcher's `compile` token by token."""
     reg = ["^"]
@@ -106,6 +113,8 @@ def _compile(text: str, exclusion: bool) -> Pattern:
     n = len(text)
     pos = 0
     first = True
+    in_class = False
+    class_start = 0
     while pos < n:
         ch = text[pos]
         pos += 1
@@ -126,10 +135,12 @@ def _compile(text: str, exclusion: bool) -> Pattern:
                 if first:
                     kind = _SUFFIX
             else:
-                reg.append("[^/]*")
+                reg.append(_in_class("[^/]*", in_class))
+                in_class = False
                 kind = _REGEXP
         elif ch == "?":
-            reg.append("[^/]")
+            reg.append(_in_class("[^/]", in_class))
+            in_class = False
             kind = _REGEXP
         elif ch in _ESCAPE:
             reg.append("\\" + ch)
@@ -140,9 +151,18 @@ def _compile(text: str, exclusion: bool) -> Pattern:
                 kind = _REGEXP
             else:
                 reg.append("\\\\")
-        elif ch == "[" or ch == "]":
+        elif ch == "[" and not in_class:
             reg.append(ch)
             kind = _REGEXP
+            in_class = True
+            class_start = len(reg)
+        elif ch == "]" and in_class and len(reg) > class_start:
+            reg.append(ch)
+            in_class = False
+        elif in_class and ch in "[&~|":
+            # Literal inside a class in Go's regexp; Python reserves `[`, `&&`, `~~` and
+            # `||` there for future set operations (and warns), so escape them.
+            reg.append("\\" + ch)
         else:
             reg.append(ch)
         first = False
