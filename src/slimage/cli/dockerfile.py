@@ -122,6 +122,12 @@ def _register_lint(subparsers: Any) -> None:
         help="do not run ShellCheck on RUN scripts (no SCxxxx findings)",
     )
     p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="re-run ShellCheck on every RUN script instead of reusing cached results "
+        "(cache: $XDG_CACHE_HOME/slimage/shellcheck)",
+    )
+    p.add_argument(
         "--hadolint",
         action="store_true",
         help="only hadolint's rules (DLxxxx and SCxxxx), as with a .hadolint.yaml",
@@ -203,7 +209,7 @@ def run_lint(args: argparse.Namespace) -> int:
         return 0
     files = args.files or ["Dockerfile"]
     config = _lint_config(args, files[0])
-    results = lintmod.lint_paths(files, config)
+    results = lintmod.lint_paths(files, config, cache=not args.no_cache)
     findings = [f for r in results for f in r.findings]
     errors = [r.error for r in results if r.error is not None]
     failed = bool(errors) or lintmod.fails(findings, config.failure_threshold)

@@ -229,15 +229,17 @@ def lint(
     config: LintConfig | None = None,
     *,
     rules: Iterable[Rule] | None = None,
+    cache: bool = True,
 ) -> list[Finding]:
     """All findings for a parsed Dockerfile, suppressions and severity overrides applied,
     sorted by line. ShellCheck runs on the RUNs when `config.shellcheck` is on and no
-    explicit rule list is given."""
+    explicit rule list is given; `cache=False` re-checks every script instead of reusing
+    the on-disk ShellCheck results."""
     config = config or LintConfig()
     ctx, findings = _check(dockerfile, config, rules)
     if config.shellcheck and rules is None:
         jobs = shellcheck.jobs_for(ctx)
-        comments = [c for per in shellcheck.run(jobs) for c in per]
+        comments = [c for per in shellcheck.run(jobs, cache=cache) for c in per]
         findings.extend(_shellcheck_findings(ctx, comments, config))
     findings.sort(key=lambda f: (f.line, f.rule))
     return findings
@@ -250,9 +252,12 @@ def lint_text(
     return lint(parse(text, path=path), config)
 
 
-def lint_paths(paths: Sequence[str], config: LintConfig | None = None) -> list[LintResult]:
+def lint_paths(
+    paths: Sequence[str], config: LintConfig | None = None, *, cache: bool = True
+) -> list[LintResult]:
     """Lint several files (`-` is stdin). Each file's parse error is kept in its result.
-    ShellCheck sees the RUNs of all files in one batch."""
+    ShellCheck sees the RUNs of all files in one batch (results cached on disk unless
+    `cache` is off)."""
     config = config or LintConfig()
     results: list[LintResult] = []
     pending: list[tuple[LintResult, LintContext, list[shellcheck.Job]]] = []
@@ -273,7 +278,7 @@ def lint_paths(paths: Sequence[str], config: LintConfig | None = None) -> list[L
             results.append(LintResult(path, error=err))
     if pending:
         all_jobs = [job for _r, _c, jobs in pending for job in jobs]
-        comments = shellcheck.run(all_jobs)
+        comments = shellcheck.run(all_jobs, cache=cache)
         pos = 0
         for result, ctx, jobs in pending:
             mine = [c for per in comments[pos : pos + len(jobs)] for c in per]
