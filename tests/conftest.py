@@ -13,9 +13,11 @@ from tests.support import testbed
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_default_store(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No test writes to the real ~/.local/share/slimage: the default store (and its
-    caches) is a session temp dir unless a test picks its own with `store_root`."""
+    """No test writes to the real ~/.local/share/slimage or ~/.cache: the default store
+    (and its caches) and lint's ShellCheck cache are session temp dirs, unless a test
+    picks its own with `store_root`."""
     os.environ["SLIMAGE_HOME"] = str(tmp_path_factory.mktemp("default-store"))
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
 
 
 @pytest.fixture
