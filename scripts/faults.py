@@ -48,7 +48,7 @@ from slimage.mutate import ImageAssembler  # noqa: E402
 from slimage.oci.model import HistoryEntry  # noqa: E402
 from slimage.store.images import open_image  # noqa: E402
 from slimage.store.store import Store  # noqa: E402
-from slimage.transports.catalog import save  # noqa: E402
+from slimage.imageops import save  # noqa: E402
 
 KINDS = ("load", "pull", "push", "build", "gc")
 
