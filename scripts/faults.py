@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from slimage.errors import SlimageError  # noqa: E402
+from slimage.imageops import save  # noqa: E402
 from slimage.mutate import ImageAssembler  # noqa: E402
 from slimage.oci.model import HistoryEntry  # noqa: E402
 from slimage.store.images import open_image  # noqa: E402
 from slimage.store.store import Store  # noqa: E402
-from slimage.imageops import save  # noqa: E402
 
 KINDS = ("load", "pull", "push", "build", "gc")
 

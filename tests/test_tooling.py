@@ -19,7 +19,10 @@ def test_ruff_is_clean() -> None:
     if shutil.which("ruff") is None:
         pytest.skip("ruff is not installed (pip install -e '.[test]')")
     res = subprocess.run(
-        ["ruff", "check", "src", "tests", "bench", "scripts"], cwd=ROOT, capture_output=True, text=True
+        ["ruff", "check", "src", "tests", "bench", "scripts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert res.returncode == 0, res.stdout + res.stderr
 
