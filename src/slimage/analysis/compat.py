@@ -800,8 +800,10 @@ def check_compat(
     paths: Iterable[str] = (),
     image_name: str = "",
     target_name: str = "",
+    on_source: Callable[[ImageFiles], None] | None = None,
 ) -> CompatReport:
-    """Predict, per ELF file of IMAGE, whether it would load on TARGET."""
+    """Predict, per ELF file of IMAGE, whether it would load on TARGET. ON_SOURCE, if
+    given, sees IMAGE's files once read (callers that need the tree avoid a second pass)."""
     t0 = time.monotonic()
     prefixes = [p.strip("/") for p in paths]
 
@@ -809,7 +811,9 @@ def check_compat(
         return not prefixes or any(p == x or p.startswith(x + "/") for x in prefixes)
 
     def want_src(p: str, size: int) -> bool:
-        return p.endswith((".dist-info/RECORD", ".dist-info/WHEEL"))
+        return p.endswith((".dist-info/RECORD", ".dist-info/WHEEL")) or (
+            on_source is not None and "/bin/" in "/" + p and size < 64 << 10
+        )
 
     # The target is read in a second thread: its decompression and hashing release the
     # GIL and overlap with the source's tar parsing.
@@ -822,6 +826,8 @@ def check_compat(
         )
         source = read_image(image, elf=in_scope, want=want_src)
         target_files = pending.result()
+    if on_source is not None:
+        on_source(source)
     system = TargetSystem.from_files(target_files)
     checker = Checker(source, system)
     notes = _wheel_notes(source)

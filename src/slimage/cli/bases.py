@@ -169,6 +169,13 @@ def cmd_build(args: argparse.Namespace) -> int:
             cache_dir=cache,
             add_ca=[Path(p) for p in args.add_ca or []],
         )
+    if getattr(args, "load", False):
+        from slimage.store.images import open_image
+        from slimage.transports.docker_engine import load_into_engine
+
+        if not result.tags:
+            raise UsageError("--load needs a name for the image in the engine: give -t NAME")
+        load_into_engine(open_image(_store(), result.manifest_digest), list(result.tags))
     if args.json:
         print_json(result)
         return 0
@@ -237,32 +244,46 @@ def _open(spec: str) -> Any:
 
 
 def cmd_compat(args: argparse.Namespace) -> int:
+    """Answer first: does what the image runs load on the base? Then a count per verdict;
+    every file only with --all."""
     from slimage.analysis.compat import check_compat
+    from slimage.optimize.appfiles import what_it_runs
 
+    runs: list[tuple[str, str]] = []
     report = check_compat(
         _open(args.image),
         _open(args.against),
         paths=args.path or [],
         image_name=args.image,
         target_name=args.against,
+        on_source=lambda files: runs.extend(what_it_runs(files)),
     )
     if args.json:
         print_json(report)
         return 0 if report.compatible else 1
-    bad = [v for v in report.files if not v.loads]
-    shown = report.files if args.all else bad
-    notes = [v for v in report.files if v.note and v.loads and not args.all]
-    rows = [
-        [v.path if v.path.startswith("/") else "/" + v.path, v.kind, v.verdict, v.detail or v.note]
-        for v in shown + notes
-    ]
-    if rows:
-        print_table(["FILE", "KIND", "VERDICT", "WHY"], rows)
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items()))
+    by_path = {v.path: v for v in report.files}
+    ran = [(by_path[p], role) for p, role in runs if p in by_path]
+    if ran:
+        bad = [(v, role) for v, role in ran if not v.loads]
+        head = "would NOT load" if bad else "loads"
+        print(f"{args.image} on {args.against} ({report.target_libc}): what it runs {head}")
+        print_table(
+            ["FILE", "ROLE", "VERDICT", "WHY"],
+            [["/" + v.path, role, v.verdict, v.detail or v.note] for v, role in ran],
+        )
+    else:
+        print(f"{args.image} on {args.against}: no ENTRYPOINT/CMD program or native app file found")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items(), key=lambda kv: -kv[1]))
     verdict = "compatible" if report.compatible else "NOT compatible"
     print(
-        f"{args.image} on {args.against} ({report.target_libc}): {verdict}; {report.elf_files} ELF files ({counts or 'none'})"
+        f"All ELF files: {verdict}; {report.elf_files} ELF files ({counts or 'none'})"
+        + ("" if args.all or not report.files else "; --all lists each")
     )
+    if args.all and report.files:
+        print_table(
+            ["FILE", "KIND", "VERDICT", "WHY"],
+            [["/" + v.path, v.kind, v.verdict, v.detail or v.note] for v in report.files],
+        )
     return 0 if report.compatible else 1
 
 
@@ -293,6 +314,9 @@ def register(subparsers: Any) -> None:
         action="append",
         metavar="FILE",
         help="append these PEM certificates to the CA bundle",
+    )
+    b.add_argument(
+        "--load", action="store_true", help="also load the result into the Docker engine"
     )
     b.add_argument("--lock", metavar="FILE", help="build exactly what this lockfile pins")
     b.add_argument("--write-lock", metavar="FILE", help="also write the lockfile of this build")
