@@ -119,3 +119,17 @@ def test_the_package_graph_is_acyclic() -> None:
     for node in sorted(graph):
         if node not in state:
             visit(node)
+
+
+def test_the_architecture_page_names_every_package_and_module_it_points_at() -> None:
+    """docs/architecture.md must stay true: every package exists in it, and every module
+    it names in backticks exists in the tree."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    src = ROOT / "src" / "slimage"
+    packages = sorted(p.name for p in src.iterdir() if (p / "__init__.py").exists())
+    missing = [name for name in packages if f"`{name}/`" not in page]
+    assert not missing, f"docs/architecture.md does not describe: {missing}"
+    named = set(re.findall(r"`([a-z_]+)\.py`", page))
+    modules = {p.stem for p in src.rglob("*.py")}
+    stale = sorted(named - modules)
+    assert not stale, f"docs/architecture.md names modules that do not exist: {stale}"
