@@ -105,6 +105,31 @@ def rule(
     return deco
 
 
+def hadolint_rule(
+    code: str,
+    slug: str,
+    severity: Severity,
+    category: str,
+    summary: str,
+    why: str,
+    fix: str,
+    differs: str | None = None,
+) -> Callable[[Check], Check]:
+    """A rule that is one of hadolint's, under hadolint's own ID (so `--hadolint`,
+    `.hadolint.yaml` and ignore pragmas find it by the code teams already use)."""
+    return rule(
+        code,
+        slug,
+        severity,
+        category=category,
+        hadolint=code,
+        summary=summary,
+        why=why,
+        fix=fix,
+        differs=differs,
+    )
+
+
 @dataclass(slots=True)
 class StageInfo:
     """One FROM ... block, linked to the stage it builds on (if its base is a stage)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from slimage.dockerfile.model import Instruction
-from slimage.dockerfile.rules.base import Check, Hit, LintContext, Severity, rule
+from slimage.dockerfile.rules.base import Hit, LintContext, Severity, hadolint_rule
 
 S = Severity
 _ARCHIVES = (
@@ -39,27 +39,7 @@ def unquote(text: str) -> str:
     return text.strip("\"'")
 
 
-def _register(
-    code: str,
-    slug: str,
-    severity: Severity,
-    category: str,
-    summary: str,
-    why: str,
-    fix: str,
-    differs: str | None = None,
-) -> Callable[[Check], Check]:
-    return rule(
-        code,
-        slug,
-        severity,
-        category=category,
-        hadolint=code,
-        summary=summary,
-        why=why,
-        fix=fix,
-        differs=differs,
-    )
+_register = hadolint_rule
 
 
 def _all(ctx: LintContext, *cmds: str) -> Iterator[Instruction]:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from slimage.dockerfile.model import Instruction
-from slimage.dockerfile.rules.base import Hit, LintContext, Severity, rule
+from slimage.dockerfile.rules.base import Hit, LintContext, Severity, hadolint_rule
 from slimage.dockerfile.rules.dlshell import Cmd, RunView, run_view
 
 S = Severity
@@ -73,17 +73,7 @@ def _register(
     check: Callable[[LintContext], Iterator[Hit]],
     differs: str | None = None,
 ) -> None:
-    rule(
-        code,
-        slug,
-        severity,
-        category=category,
-        hadolint=code,
-        summary=summary,
-        why=why,
-        fix=fix,
-        differs=differs,
-    )(check)
+    hadolint_rule(code, slug, severity, category, summary, why, fix, differs)(check)
 
 
 # -- pinning ------------------------------------------------------------------------------
