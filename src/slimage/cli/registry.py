@@ -200,7 +200,6 @@ def cmd_pull(args: argparse.Namespace) -> int:
             insecure=args.insecure,
             jobs=args.jobs,
             progress=progress,
-            index_layers=args.verify_layers,
         )
     if args.json:
         print_json(report)

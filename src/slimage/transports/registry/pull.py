@@ -8,8 +8,8 @@ point leaves finished blobs in place (the next pull skips them) and no partial b
 no dangling tag.
 
 Layers are stored as the registry serves them (that is what keeps the manifest digest
-identical to the registry's); their uncompressed side (diff_id check, Docker SIZE) is
-computed lazily by whoever opens them, or at once with `index_layers=True`.
+identical to the registry's); each is still decompressed once, before anything is
+tagged, for the same checks `load` makes (safe entries, diff_id) and its Docker SIZE.
 """
 
 from __future__ import annotations
@@ -211,7 +211,6 @@ def pull(
     jobs: int = DEFAULT_JOBS,
     progress: ProgressSink | None = None,
     tag: bool = True,
-    index_layers: bool = True,
     client: RegistryClient | None = None,
 ) -> TransferReport:
     """Pull REFERENCE (`[docker://]host/repo[:tag|@digest]`) into STORE.
@@ -222,8 +221,7 @@ def pull(
     `load` would refuse must not become an image that `images` or `run` trip over later.
     On any failure the blobs this pull wrote are removed again (`Store.rollback`: never
     one another process claimed or an image uses), so a refused pull leaves no ref, no
-    image and no orphan blob. INDEX_LAYERS is accepted for compatibility and ignored:
-    the check is no longer optional."""
+    image and no orphan blob."""
     written: list[str] = []
     try:
         return _pull(
