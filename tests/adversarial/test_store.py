@@ -27,6 +27,7 @@ import pytest
 from slimage.imageops import load_archive
 from slimage.store.images import open_image
 from slimage.store.store import Store
+from tests.registry.helpers import tar_bytes as layer_tar
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,17 +71,6 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
 def fsck_clean(root: Path) -> None:
     proc = cli(root, "fsck")
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
-
-
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mtime = 1700000000
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def archive(path: Path, layers: list[bytes], tags: list[str]) -> Path:
