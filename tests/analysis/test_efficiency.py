@@ -274,3 +274,42 @@ def test_unchanged_archive_is_not_hashed_twice_but_any_change_is_caught(
     os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
     with pytest.raises(Exception, match="expected sha256:|bad checksum"):
         analyze_image(str(archive))
+
+
+def test_two_process_parsing_with_a_compressed_layer_between_plain_ones(
+    layered_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper process parses the plain layers read in place; a gzip layer among them
+    is streamed by the main one. Each layer must still reach the tree from its own bytes
+    (the helper once picked layer N+1's slice for layer N after a compressed layer)."""
+    import gzip
+    import tarfile
+
+    mixed = tmp_path / "mixed.tar"
+    with tarfile.open(layered_archive) as src, tarfile.open(mixed, "w") as dst:
+        manifest = json.loads(src.extractfile("manifest.json").read())  # type: ignore[union-attr]
+        layers = manifest[0]["Layers"]
+        squeezed = layers[1]
+        for member in src.getmembers():
+            if member.name == "manifest.json":
+                continue
+            data = src.extractfile(member) if member.isfile() else None
+            if member.name == squeezed:
+                body = gzip.compress(data.read(), compresslevel=1)  # type: ignore[union-attr]
+                member = tarfile.TarInfo(squeezed + ".gz")
+                member.size = len(body)
+                dst.addfile(member, io.BytesIO(body))
+                continue
+            dst.addfile(member, data)
+        layers[1] = squeezed + ".gz"
+        body = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(body)
+        dst.addfile(info, io.BytesIO(body))
+    monkeypatch.setenv("SLIMAGE_ANALYZE_JOBS", "1")
+    single = analyze_image(str(layered_archive))
+    monkeypatch.setenv("SLIMAGE_ANALYZE_JOBS", "2")
+    double = analyze_image(str(mixed))
+    assert "stream" in double.read_mode and "seek" in double.read_mode
+    assert single.layers == double.layers
+    assert (single.total_bytes, single.merged_bytes) == (double.total_bytes, double.merged_bytes)
