@@ -23,7 +23,7 @@ Layout: `model` (snapshots after every layer, sizes, statuses, search: no UI), `
 
 from __future__ import annotations
 
-import gc
+import importlib.util
 import time
 from typing import Any
 
@@ -35,21 +35,24 @@ class TuiUnavailableError(SlimageError):
 
 
 def run_dive(target: Any, *, verify: bool = True, base_layers: int | None = None) -> int:
-    """Load TARGET (a ScanTarget), then run the browser until the user quits."""
+    """Open the browser on TARGET (a ScanTarget) at once and read its layers behind it;
+    run until the user quits. A failure of the pass (a corrupt layer) ends the app and is
+    raised here, once the terminal is restored."""
     started = time.perf_counter()
-    try:
-        from slimage.tui.app import DiveApp
-    except ImportError as exc:
+    if importlib.util.find_spec("textual") is None:
         raise TuiUnavailableError(
-            f"slimage dive needs Textual ({exc.name} is missing): pip install 'slimage[tui]'"
-        ) from None
-    from slimage.tui.model import DiveModel
+            "slimage dive needs Textual (textual is missing): pip install 'slimage[tui]'"
+        )
+    from slimage.tui.model import DiveLoad
 
-    # (Importing Textual in a thread while the layers are read was tried: within noise,
-    # 3.55 s against 3.56 s on the 2 GB archive, so it is not done.)
-    model = DiveModel.load(target, verify=verify, base_layers=base_layers)
-    # The snapshots are many small long-lived objects: keep the cyclic GC from rescanning
-    # them while the UI runs (a full collection would otherwise walk every node).
-    gc.freeze()
-    DiveApp(model, started=started).run()
+    # Before Textual starts any thread: this may fork the process that parses big layers,
+    # which then runs while Textual is imported and the window drawn.
+    pending = DiveLoad(target, verify=verify, base_layers=base_layers)
+    pending.start()
+    from slimage.tui.app import DiveApp
+
+    app = DiveApp(pending, started=started)
+    app.run()
+    if app.failure is not None:
+        raise app.failure
     return 0

@@ -5,10 +5,19 @@ Ctrl-A/R/M/U show or hide added/removed/modified/unchanged entries, Ctrl-B the a
 Ctrl-L flips between the merged tree and the selected layer alone, `/` filters by path,
 `q` quits. `w` shows the reclaimable ("wasted") paths. Ctrl-M is Enter on a terminal, as
 it is for dive; while the filter box has the focus, Enter submits it instead.
+
+The window opens before the layers are read when it is given a `DiveLoad`: the layer pane
+lists every layer's instruction at once, each size appears as its layer is read, and the
+totals and the file tree arrive when the pass ends. The pass runs on a worker thread, so
+the keys work meanwhile; on a big image the user is looking at the layers in a fraction
+of a second instead of waiting for the whole pass with nothing on the screen (dive's
+behaviour). Leaving early cancels the pass.
 """
 
 from __future__ import annotations
 
+import gc
+import threading
 import time
 from typing import ClassVar
 
@@ -18,10 +27,27 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 
+from slimage.analysis.efficiency import AnalysisCancelled
 from slimage.tui.filetree import FileTree
 from slimage.tui.hint import Hint
-from slimage.tui.model import ADDED, MODIFIED, REMOVED, STATUS_NAMES, UNCHANGED, DiveModel
-from slimage.tui.panes import Details, LayerTable, WastedTable, layer_details, totals_text
+from slimage.tui.model import (
+    ADDED,
+    MODIFIED,
+    REMOVED,
+    STATUS_NAMES,
+    UNCHANGED,
+    DiveLoad,
+    DiveModel,
+)
+from slimage.tui.panes import (
+    Details,
+    LayerTable,
+    WastedTable,
+    layer_details,
+    loading_text,
+    pending_details,
+    totals_text,
+)
 
 _TOGGLES = {"added": ADDED, "removed": REMOVED, "modified": MODIFIED, "unchanged": UNCHANGED}
 
@@ -53,13 +79,19 @@ class DiveApp(App[None]):
         Binding("escape", "close_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, model: DiveModel, *, started: float | None = None) -> None:
+    def __init__(self, source: DiveModel | DiveLoad, *, started: float | None = None) -> None:
+        """SOURCE is a loaded model, or a `DiveLoad` already started, which the app
+        finishes on a worker thread while its window is up."""
         super().__init__()
-        self.dive = model
-        self.at_layer = model.layers - 1
+        self.source = source
+        self.dive: DiveModel | None = source if isinstance(source, DiveModel) else None
+        self.at_layer = source.layers - 1
         self.hints: dict[int, Hint] | None = None
         self.started = started
-        self.first_screen_seconds: float | None = None
+        self.failure: BaseException | None = None  # why the pass failed, re-raised by run_dive
+        self.cancel = threading.Event()
+        self.frame_seconds: float | None = None  # start to the first frame
+        self.first_screen_seconds: float | None = None  # start to the populated screen
         self.last_switch_seconds: float | None = None  # model + tree rebuild
         self.painted_at: float | None = None  # when the last switch reached the screen
         self.warm_seconds: float | None = None  # how long `_warm` took
@@ -67,16 +99,22 @@ class DiveApp(App[None]):
     def compose(self) -> ComposeResult:
         with Horizontal():
             with Vertical(id="left"):
-                yield Static(totals_text(self.dive), id="totals")
-                yield LayerTable(self.dive, id="layers")
+                yield Static(self._totals(0), id="totals")
+                yield LayerTable(self.source, id="layers")
                 yield Details(id="details")
             with Vertical(id="right"):
                 yield Static(id="tree-title")
                 with ContentSwitcher(initial="tree", id="switcher"):
-                    yield FileTree(self.dive, id="tree")
-                    yield WastedTable(self.dive, id="wasted")
+                    yield FileTree(self.dive, self.at_layer, id="tree")
+                    yield WastedTable(id="wasted")
                 yield Input(placeholder="filter paths (Enter to apply, Esc to clear)", id="filter")
         yield Footer()
+
+    def _totals(self, done: int) -> Text:
+        if self.dive is not None:
+            return totals_text(self.dive)
+        assert isinstance(self.source, DiveLoad)
+        return loading_text(self.source, done)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -85,7 +123,48 @@ class DiveApp(App[None]):
         table.focus()
         table.move_cursor(row=self.at_layer)
         self.show_layer(self.at_layer)
+        self.call_after_refresh(self._frame_painted)
+
+    def _frame_painted(self) -> None:
+        if self.started is not None:
+            self.frame_seconds = time.perf_counter() - self.started
+        if self.dive is not None:
+            self._first_paint()
+        else:
+            # Only now: a thread started earlier would compete with the first frame.
+            self.run_worker(self._read_layers, thread=True, exclusive=False)
+
+    def _read_layers(self) -> None:
+        assert isinstance(self.source, DiveLoad)
+        try:
+            model = self.source.finish(on_layer=self._layer_read_in_thread, cancel=self.cancel)
+        except AnalysisCancelled:
+            return
+        except BaseException as exc:  # shown after the terminal is restored (run_dive)
+            self.failure = exc
+            self.call_from_thread(self.exit, 1)
+            return
+        self.call_from_thread(self._loaded, model)
+
+    def _layer_read_in_thread(self, index: int, size: int) -> None:
+        self.call_from_thread(self._layer_read, index, size)
+
+    def _layer_read(self, index: int, size: int) -> None:
+        self.query_one(LayerTable).set_size(index, size)
+        self.query_one("#totals", Static).update(self._totals(index + 1))
+
+    def _loaded(self, model: DiveModel) -> None:
+        # The snapshots are many small long-lived objects: keep the cyclic GC from
+        # rescanning them while the UI runs (a full collection would walk every node).
+        gc.freeze()
+        self.dive = model
+        self.query_one("#totals", Static).update(totals_text(model))
+        self.query_one(FileTree).model = model
+        self.show_layer(self.at_layer)
         self.call_after_refresh(self._first_paint)
+
+    def on_unmount(self) -> None:
+        self.cancel.set()
 
     def _warm(self) -> None:
         """While the user looks at the first screen, work out every layer's top-level
@@ -94,6 +173,7 @@ class DiveApp(App[None]):
         entries with the same value, so the UI thread may race this safely."""
         t0 = time.perf_counter()
         model = self.dive
+        assert model is not None
         for layer in range(model.layers - 1, -1, -1):
             for entry in model.children(layer, ""):
                 if entry.is_dir and entry.status != REMOVED:
@@ -113,7 +193,7 @@ class DiveApp(App[None]):
     def _load_hints(self) -> None:
         from slimage.tui.hint import hints
 
-        found = hints(self.dive.steps)
+        found = hints(self.source.steps)
         self.call_from_thread(self._hints_ready, found)
 
     def _hints_ready(self, found: dict[int, Hint]) -> None:
@@ -128,7 +208,7 @@ class DiveApp(App[None]):
         self.at_layer = index
         tree = self.query_one(FileTree)
         tree.at_layer = index
-        if tree.view.matches is not None:
+        if tree.view.matches is not None and self.dive is not None:
             tree.view.matches = self.dive.search(index, self.query_one("#filter", Input).value)
         tree.rebuild()
         self._update_title()
@@ -141,8 +221,12 @@ class DiveApp(App[None]):
         self.painted_at = time.perf_counter()
 
     def _update_details(self) -> None:
-        hint = self.hints.get(self.at_layer) if self.hints is not None else None
-        details = layer_details(self.dive, self.at_layer, hint, self.hints is not None)
+        if self.dive is None:
+            assert isinstance(self.source, DiveLoad)
+            details = pending_details(self.source, self.at_layer)
+        else:
+            hint = self.hints.get(self.at_layer) if self.hints is not None else None
+            details = layer_details(self.dive, self.at_layer, hint, self.hints is not None)
         # Fixed-size panes: no layout pass needed, which keeps a switch to one repaint.
         self.query_one(Details).update(details, layout=False)
 
@@ -224,10 +308,18 @@ class DiveApp(App[None]):
 
     def apply_filter(self, text: str) -> None:
         tree = self.query_one(FileTree)
-        tree.view.matches = self.dive.search(self.at_layer, text) if text.strip() else None
+        if not text.strip():
+            tree.view.matches = None
+        elif self.dive is None:  # searched once the layers are read (see `_loaded`)
+            tree.view.matches = set()
+        else:
+            tree.view.matches = self.dive.search(self.at_layer, text)
         self._refresh_tree()
 
     def action_wasted(self) -> None:
+        if self.dive is None:
+            self.notify("Still reading the layers: the reclaimable paths come at the end.")
+            return
         switcher = self.query_one(ContentSwitcher)
         if switcher.current == "wasted":
             switcher.current = "tree"
@@ -235,7 +327,7 @@ class DiveApp(App[None]):
             self._update_title()
             return
         table = self.query_one(WastedTable)
-        table.fill()
+        table.fill(self.dive)
         switcher.current = "wasted"
         table.focus()
         r = self.dive.report

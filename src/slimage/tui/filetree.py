@@ -49,10 +49,12 @@ class FileTree(Tree[Entry]):
     FileTree { background: $surface; }
     """
 
-    def __init__(self, model: DiveModel, **kwargs: object) -> None:
+    def __init__(self, model: DiveModel | None, at_layer: int, **kwargs: object) -> None:
         super().__init__("/", **kwargs)  # type: ignore[arg-type]
-        self.dive = model
-        self.at_layer = len(model.snaps) - 1
+        # None while the layers are still read: the tree stays empty until `show` is given
+        # the model.
+        self.model = model
+        self.at_layer = at_layer
         self.view = ViewState()
         self.show_root = False
         self.guide_depth = 3
@@ -60,8 +62,15 @@ class FileTree(Tree[Entry]):
 
     # ---- content ---------------------------------------------------------------------
 
+    @property
+    def dive(self) -> DiveModel:
+        assert self.model is not None, "the tree is only filled once the layers are read"
+        return self.model
+
     def rebuild(self) -> None:
         """Show the tree for the current layer and state, keeping open what was open."""
+        if self.model is None:
+            return
         cursor = self.cursor_node.data.path if self.cursor_node and self.cursor_node.data else None
         self.clear()
         self.root.data = None

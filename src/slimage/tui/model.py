@@ -21,11 +21,17 @@ Sizes follow slimage's SIZE rule per name: a file's bytes, a symlink's target le
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from slimage.analysis.efficiency import EfficiencyReport, analyze_image, layer_history
+from slimage.analysis.efficiency import (
+    Analysis,
+    EfficiencyReport,
+    guess_base_layers,
+    layer_history,
+)
 from slimage.analysis.target import ScanTarget
 from slimage.fs.tree import DIR, MergedTree, Node
 from slimage.oci.model import HistoryEntry
@@ -45,6 +51,12 @@ def join(parent: str, name: str) -> str:
 
 def parent_of(path: str) -> str:
     return path.rpartition("/")[0]
+
+
+def command_of(history: list[HistoryEntry], layer: int) -> str:
+    """The instruction that made LAYER, on one line (the layer pane's Command column)."""
+    h = history[layer] if layer < len(history) else HistoryEntry()
+    return " ".join((h.created_by or h.comment or "<missing>").split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,67 @@ class Snapshots:
         self.touched.append(frozenset(touched))
 
 
+class DiveLoad:
+    """An image whose layers are being read: what the window can show before the pass
+    ends (the layers' instructions, their count, which are the base's), and the pass
+    itself. `start` must run before any thread does (it may fork, see `Analysis`);
+    `finish` may then run on a worker thread while the window is already up."""
+
+    def __init__(
+        self, target: ScanTarget, *, verify: bool = True, base_layers: int | None = None
+    ) -> None:
+        self.analysis = Analysis(
+            target,
+            verify=verify,
+            base_layers=base_layers,
+            top=WASTED_ROWS,
+            largest=0,
+            detail=True,
+        )
+        image = self.analysis.image
+        self.image_name = image.repo_tags[0] if image.repo_tags else image.source
+        self.source = image.source or self.image_name
+        self.history = layer_history(image)
+        self.steps = image.config.layer_history()
+        self.layers = len(image.layers)
+        self.base_layers = (
+            guess_base_layers(image)[0]
+            if base_layers is None
+            else max(0, min(base_layers, self.layers))
+        )
+
+    def command(self, layer: int) -> str:
+        return command_of(self.history, layer)
+
+    def start(self) -> None:
+        self.analysis.start()
+
+    def finish(
+        self,
+        *,
+        on_layer: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> DiveModel:
+        """Read every layer; ON_LAYER(index, size_bytes) after each (the window fills its
+        layer rows as they come). Raises `AnalysisCancelled` once CANCEL is set."""
+        snapshots = Snapshots()
+
+        def after_layer(index: int, tree: MergedTree) -> None:
+            snapshots(index, tree)
+            if on_layer is not None:
+                on_layer(index, tree.layers[index].size_bytes)
+
+        report = self.analysis.run(on_layer=after_layer, cancel=cancel)
+        return DiveModel(
+            report=report,
+            snaps=snapshots.snaps,
+            touched=snapshots.touched,
+            history=self.history,
+            steps=self.steps,
+            source=self.source,
+        )
+
+
 @dataclass
 class DiveModel:
     """The image, its analysis and the per-layer snapshots, with memoised queries."""
@@ -105,24 +178,9 @@ class DiveModel:
     def load(
         cls, target: ScanTarget, *, verify: bool = True, base_layers: int | None = None
     ) -> DiveModel:
-        snapshots = Snapshots()
-        report = analyze_image(
-            target,
-            verify=verify,
-            base_layers=base_layers,
-            top=WASTED_ROWS,
-            largest=0,
-            detail=True,
-            on_layer=snapshots,
-        )
-        return cls(
-            report=report,
-            snaps=snapshots.snaps,
-            touched=snapshots.touched,
-            history=layer_history(target.image),
-            steps=target.image.config.layer_history(),
-            source=target.image.source or report.image,
-        )
+        pending = DiveLoad(target, verify=verify, base_layers=base_layers)
+        pending.start()
+        return pending.finish()
 
     @property
     def layers(self) -> int:
@@ -278,8 +336,7 @@ class DiveModel:
     # ---- the layer pane -----------------------------------------------------------------
 
     def command(self, layer: int) -> str:
-        h = self.history[layer] if layer < len(self.history) else HistoryEntry()
-        return " ".join((h.created_by or h.comment or "<missing>").split())
+        return command_of(self.history, layer)
 
     def walk(self, layer: int, top: str = "") -> Iterator[tuple[str, Node]]:
         """Every path under TOP at LAYER, depth first (for tests and exports)."""
