@@ -162,31 +162,63 @@ class BuildContext:
         """The sources a COPY/ADD source (a path or, with GLOB, a Go glob plus `**`) names,
         minus .dockerignore'd ones, each resolved by `locate`.
 
-        The glob is matched against the context's own entries without descending into
-        symlinked directories (as BuildKit); a matched symlink is then resolved like a
-        named one, so a glob can no more leave the context than a plain path."""
+        As BuildKit (fsutil's ResolveWildcards): the components before the first one with
+        a wildcard name a directory, resolved by `locate` (so a symlink there is followed
+        inside the context) and required to exist; the rest of the pattern is matched
+        below it without descending into symlinked directories, and a matched symlink is
+        then resolved like a named one, so a glob can no more leave the context than a
+        plain path. A wildcard that matches nothing names no source: BuildKit copies
+        nothing and goes on (dockerfile2llb's AllowEmptyWildcard, for COPY and ADD), and
+        so do we; a plain path that does not exist is still an error."""
         norm = os.path.normpath("/" + pattern).lstrip("/")
         if not glob or not has_glob(norm):
             return [self.locate(pattern, what=what)]
+        parts = norm.split("/")
+        first = next(i for i, part in enumerate(parts) if has_glob(part))
+        prefix, rest = "/".join(parts[:first]), "/".join(parts[first:])
         try:
-            rx = re.compile("^" + _go_glob_regex(norm) + "$")
+            rx = re.compile("^" + _go_glob_regex(rest) + "$")
         except re.error as exc:
             raise BuildError(f"{what} source {pattern!r}: bad pattern: {exc}") from None
+        base = self._glob_base(prefix, what) if prefix else self.root
         names: list[str] = []
-        depth = norm.count("/")
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            reldir = os.path.relpath(dirpath, self.root)
+        depth = rest.count("/")
+        for dirpath, dirnames, filenames in os.walk(base):
+            reldir = os.path.relpath(dirpath, base)
             reldir = "" if reldir == "." else reldir
             level = reldir.count("/") + 1 if reldir else 0
             for name in sorted(dirnames + filenames):
                 rel = f"{reldir}/{name}" if reldir else name
-                if rx.match(rel) and not self.ignored(rel):
-                    names.append(rel)
-            if level >= depth and "**" not in norm:
+                if not rx.match(rel):
+                    continue
+                named = f"{prefix}/{rel}" if prefix else rel
+                real = os.path.relpath(os.path.join(dirpath, name), self.root)
+                if not self.ignored(named) and not self.ignored(real):
+                    names.append(named)
+            if level >= depth and "**" not in rest:
                 dirnames[:] = []
-        if not names:
-            raise BuildError(f'{what}: failed to compute cache key: "/{norm}": not found')
         return [self.locate(rel, what=what) for rel in sorted(names)]
+
+    def _glob_base(self, prefix: str, what: str) -> Path:
+        """The directory PREFIX (a glob's fixed leading part) names; it must exist, as in
+        BuildKit. A .dockerignore'd one counts when a `!` rule re-includes something in
+        it, since BuildKit then sends that much of it."""
+        try:
+            src = self.locate(prefix, what=what)
+        except BuildError as exc:
+            if not self.ignore.exclusions:
+                raise
+            try:
+                host = resolve_in_root(str(self.root), prefix)
+            except BuildError:
+                raise exc from None
+            real = os.path.relpath(host, self.root)
+            if not os.path.isdir(host) or os.path.islink(host) or not self.walk_included(real):
+                raise exc from None
+            return Path(host)
+        if not src.path.is_dir():
+            raise BuildError(f'{what}: source "/{prefix}": not a directory')
+        return src.path
 
     def walk(self, src: Source) -> list[str]:
         """Every path under SRC (relative to the context) that the copy will include."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from slimage.builder import history as hist
 from slimage.builder.baseimage import open_base
 from slimage.builder.cache import step_key
+from slimage.builder.context import has_glob
 from slimage.builder.fsops import Copier, CopyOpts
 from slimage.builder.state import StageState
 from slimage.builder.steps import StageSteps
@@ -249,8 +250,13 @@ class CopyAddSteps(StageSteps):
             for s in srcs:
                 matches = _glob_in_root(sroot, s)
                 if not matches:
+                    # A wildcard matching nothing copies nothing (BuildKit's
+                    # AllowEmptyWildcard), once the directory before it exists.
+                    missing = _glob_prefix(s) if has_glob(s) else s
+                    if has_glob(s) and os.path.lexists(resolve_in_root(sroot, missing)):
+                        continue
                     raise BuildError(
-                        f'{self.path}:{inst.start_line}: failed to compute cache key: "{s}": not found'
+                        f'{self.path}:{inst.start_line}: failed to compute cache key: "{missing}": not found'
                     )
                 for cpath in matches:
                     host = resolve_in_root(sroot, cpath)
@@ -352,8 +358,16 @@ def _extract_archive(path: str, dest: str) -> None:
         raise BuildError(f"ADD {os.path.basename(path)}: {exc}") from None
 
 
+def _glob_prefix(pattern: str) -> str:
+    """The components of PATTERN before its first wildcard one: the directory BuildKit
+    resolves (following symlinks) and requires, before matching the rest inside it."""
+    parts = posixpath.normpath("/" + pattern).split("/")
+    first = next(i for i, part in enumerate(parts) if has_glob(part))
+    return "/".join(parts[:first]) or "/"
+
+
 def _glob_in_root(root: str, pattern: str) -> list[str]:
-    from slimage.builder.context import _go_glob_regex, has_glob
+    from slimage.builder.context import _go_glob_regex
 
     pat = posixpath.normpath("/" + pattern)
     if not has_glob(pat):
