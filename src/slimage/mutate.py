@@ -1,24 +1,30 @@
 """Pure-ish image transformations: start from a base (or scratch), append layers and
 history, change the runtime config, and commit the result to the store.
 
-`base build`, `import` and `minify` produce their images this way, so the rules that keep
-an image valid (one diff_id per layer, one history entry per step with empty_layer for
-metadata-only steps, a fresh config digest) live in one place for them. The Dockerfile
-builder keeps the same bookkeeping in `builder.state.StageState` instead, beside the
-build-time scope BuildKit keeps (see that module for why).
+Every image slimage makes is assembled here: `base build`, `import` and `minify` use
+`ImageAssembler` directly, and the Dockerfile builder's stage (`builder.state.StageState`)
+is one, with BuildKit's build-time scope beside it. So the rules that keep an image valid
+(one diff_id per layer, layer media types in the manifest's own vocabulary, one history
+entry per step with empty_layer for metadata-only steps, a fresh config digest) live in one
+place. The layer machinery (compression, tar scanning) is imported only when a layer is
+really written: a fully cached build assembles its image without loading it.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as _dt
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from slimage.image import Image
 from slimage.oci import mediatypes as mt
+from slimage.oci.digest import sha256_digest
 from slimage.oci.model import Descriptor, HistoryEntry, ImageConfig, Manifest, Platform
-from slimage.store.images import DEFAULT_COMPRESSION, IngestResult, store_layer_tar
+from slimage.store.refs import parse_reference
 from slimage.store.store import LayerInfo, Store
+
+if TYPE_CHECKING:
+    from slimage.image import Image
+    from slimage.store.images import IngestResult
 
 
 def rfc3339(ts: float | None = None) -> str:
@@ -52,43 +58,72 @@ class ImageAssembler:
     """
 
     def __init__(
-        self, store: Store, base: Image | None = None, *, platform: Platform | None = None
+        self,
+        store: Store,
+        base: Image | tuple[Manifest, ImageConfig] | None = None,
+        *,
+        platform: Platform | None = None,
     ):
+        """BASE is an opened image, or its manifest and config alone when its layers are
+        never read here (the builder's FROM); None starts from scratch for PLATFORM."""
         self.store = store
         if base is not None:
-            self.data = copy.deepcopy(base.config.data)
-            self.layers: list[Descriptor] = list(base.manifest.layers)
-            self.docker_types = mt.is_docker(base.manifest.media_type)
+            manifest, config = base if isinstance(base, tuple) else (base.manifest, base.config)
+            self.data = copy.deepcopy(config.data)
+            self.layers: list[Descriptor] = list(manifest.layers)
+            self.docker_types = mt.is_docker(manifest.media_type)
+            # rootfs as Docker and BuildKit write it, whatever else the base's held.
+            self.data["rootfs"] = {"type": "layers", "diff_ids": config.diff_ids}
         else:
             self.data = empty_config(platform)
             self.layers = []
             self.docker_types = False
         self.data.setdefault("config", {})
         self.data.setdefault("history", [])
-        self.data.setdefault("rootfs", {"type": "layers", "diff_ids": []})
 
     @property
     def runtime(self) -> dict[str, Any]:
         """The mutable runtime config (Env, Cmd, Entrypoint, WorkingDir, User, ...)."""
         return self.data["config"]
 
+    @property
+    def diff_ids(self) -> list[str]:
+        """The layers' diff_ids, in order: the config's rootfs, kept current."""
+        return self.data["rootfs"]["diff_ids"]
+
     def add_layer(
         self,
         tar: BinaryIO,
         history: HistoryEntry,
         *,
-        compression: str = DEFAULT_COMPRESSION,
+        compression: str | None = None,
     ) -> LayerInfo:
-        info = store_layer_tar(self.store, tar, compression=compression)
+        """Store an uncompressed layer tar (COMPRESSION: the store's default) and add it."""
+        from slimage.store import images
+
+        info = images.store_layer_tar(
+            self.store, tar, compression=compression or images.DEFAULT_COMPRESSION
+        )
         self.add_stored_layer(info, history)
         return info
 
     def add_stored_layer(self, info: LayerInfo, history: HistoryEntry) -> None:
-        media_type = info.media_type
-        if self.docker_types:
-            media_type = mt.layer_media_type(mt.LAYER_COMPRESSION[media_type], docker=True)
-        self.layers.append(Descriptor(media_type, info.blob, info.blob_size))
-        self.data["rootfs"]["diff_ids"].append(info.diff_id)
+        self.add_layer_blob(
+            Descriptor(info.media_type, info.blob, info.blob_size), info.diff_id, history
+        )
+
+    def add_layer_blob(self, desc: Descriptor, diff_id: str, history: HistoryEntry) -> None:
+        """Add a layer whose blob is in the store already. Its media type is restated in
+        this image's vocabulary (Docker's or OCI's, same compression): the store records a
+        diff_id under the type it first came with, so without this an image's manifest
+        would depend on what the store held before, and could mix the two."""
+        want = mt.layer_media_type(
+            mt.LAYER_COMPRESSION.get(desc.media_type, "gzip"), docker=self.docker_types
+        )
+        if want != desc.media_type:
+            desc = Descriptor(want, desc.digest, desc.size)
+        self.layers.append(desc)
+        self.diff_ids.append(diff_id)
         history.empty_layer = False
         self.data["history"].append(history.to_dict())
 
@@ -109,9 +144,24 @@ class ImageAssembler:
         )
         return manifest, config
 
-    def commit(self, *, tags: list[str] | None = None, created: str | None = None) -> IngestResult:
+    def write(
+        self, *, tags: list[str] | None = None, created: str | None = None
+    ) -> tuple[Manifest, ImageConfig, str]:
+        """Store the config and manifest and record the image under TAGS; returns both
+        and the manifest digest. The store's image record is rewritten only when it would
+        change, so rebuilding an image that is already there takes no store lock."""
         manifest, config = self.build(created=created)
         self.store.put_bytes(config.raw, config.digest)
-        manifest_digest = self.store.put_bytes(manifest.raw)
-        self.store.add_image(manifest_digest, tags=tags, added=rfc3339())
-        return IngestResult(manifest_digest, config.digest, 0, 0)
+        digest = self.store.put_bytes(manifest.raw, sha256_digest(manifest.raw))
+        refs = self.store.refs()
+        if digest not in self.store.images() or any(
+            refs.get(parse_reference(t).name) != digest for t in tags or []
+        ):
+            self.store.add_image(digest, tags=tags, added=rfc3339())
+        return manifest, config, digest
+
+    def commit(self, *, tags: list[str] | None = None, created: str | None = None) -> IngestResult:
+        from slimage.store.images import IngestResult
+
+        _, config, digest = self.write(tags=tags, created=created)
+        return IngestResult(digest, config.digest, 0, 0)

@@ -196,7 +196,7 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
     try:
         with session:  # closes (kills, unmounts) on any exit, KeyboardInterrupt included
             manifest, config, mdigest, final, steps = _run_with_remote(
-                opts, store, settings, pl, df, df_path, epoch, warn
+                opts, settings, pl, df, df_path, epoch, warn
             )
     except KeyboardInterrupt as exc:
         err = Interrupted("build interrupted; mounts and containers cleaned up")
@@ -251,7 +251,6 @@ MAX_CACHE_RETRIES = 3
 
 def _run_with_remote(
     opts: BuildOptions,
-    store: Store,
     settings: Any,
     pl: Any,
     df: Any,
@@ -266,7 +265,7 @@ def _run_with_remote(
 
     for attempt in range(MAX_CACHE_RETRIES + 1):
         try:
-            return _run_stages(opts, store, settings, pl, df, df_path, epoch)
+            return _run_stages(opts, settings, pl, df, df_path, epoch)
         except CacheBlobRefused as exc:
             remote = settings.cache.remote
             if remote is None or attempt == MAX_CACHE_RETRIES:
@@ -317,14 +316,13 @@ def _export_caches(
 
 def _run_stages(
     opts: BuildOptions,
-    store: Store,
     settings: Any,
     pl: Any,
     df: Any,
     df_path: Path,
     epoch: int | None,
 ) -> tuple[Any, Any, str, Any, int]:
-    """Every needed stage, then the target committed and tagged in STORE."""
+    """Every needed stage, then the target committed and tagged in the settings' store."""
     from slimage.builder.executor import StageExecutor, StageState, rfc3339
 
     progress = settings.progress
@@ -362,23 +360,12 @@ def _run_stages(
     if opts.labels:
         # `--label` sets config labels on the result only (no history entry, no cache key).
         final.config["Labels"] = {**(final.config.get("Labels") or {}), **opts.labels}
-    manifest, config = final.build(
-        final.last_created() or rfc3339(epoch if epoch is not None else time.time())
-    )
     if settings.cache.remote is not None:
         # The store holds every image whole: the final layers taken from a remote cache
         # are fetched now (and only those, unless a step needed others).
         settings.cache.remote.ensure_local(final.layers, final.diff_ids)
-    store.put_bytes(config.raw, config.digest)
-    from slimage.oci.digest import sha256_digest
-
-    mdigest = sha256_digest(manifest.raw)
-    store.put_bytes(manifest.raw, mdigest)
-    refs = store.refs()
-    from slimage.store.refs import parse_reference
-
-    if mdigest not in store.images() or any(
-        refs.get(parse_reference(t).name) != mdigest for t in opts.tags
-    ):
-        store.add_image(mdigest, tags=opts.tags, added=rfc3339(time.time()))
+    manifest, config, mdigest = final.write(
+        tags=opts.tags,
+        created=final.last_created() or rfc3339(epoch if epoch is not None else time.time()),
+    )
     return manifest, config, mdigest, final, steps

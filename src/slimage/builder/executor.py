@@ -12,7 +12,6 @@ each command on its type to the step family that handles it:
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +43,6 @@ from slimage.dockerfile.commands import (
     command_of,
 )
 from slimage.errors import BuildError
-from slimage.oci import mediatypes as mt
 from slimage.runtime.spec import DEFAULT_PATH
 
 
@@ -56,37 +54,17 @@ class StageExecutor(MetadataSteps, CopyAddSteps, RunSteps):
         st = self.stage
         prev = self.resolve_stage(st.base) if st.from_stage is not None else None
         if prev is not None:
-            state = copy.deepcopy(prev)
-            state.args = {}
-            state.arg_order = []
-            state.cmd_set = False
+            state = prev.derive()
         elif st.base == "scratch":
-            from slimage.oci.model import Platform
-
-            plat = Platform.host()
-            data: dict[str, Any] = {
-                "architecture": plat.architecture,
-                "os": plat.os,
-                "rootfs": {"type": "layers", "diff_ids": []},
-                "history": [],
-            }
-            if plat.variant:
-                data["variant"] = plat.variant
-            state = StageState(data, [], [], False, step_key("", "scratch"))
+            state = StageState(self.s.store, None, step_key("", "scratch"))
             # BuildKit's emptyImage: PATH and WorkingDir "/" are set from the start.
             state.data["config"] = {"Env": [f"PATH={DEFAULT_PATH}"], "WorkingDir": "/"}
         else:
             manifest, config = base_config(self.s.store, st.base)
             state = StageState(
-                copy.deepcopy(config.data),
-                list(manifest.layers),
-                list(config.diff_ids),
-                mt.is_docker(manifest.media_type),
-                step_key("", "from", config.digest),
+                self.s.store, (manifest, config), step_key("", "from", config.digest)
             )
         state.name = st.label
-        state.data.setdefault("history", [])
-        state.data.setdefault("config", {})
         if not any(e.startswith("PATH=") for e in state.config.get("Env") or []):
             state.config["Env"] = [f"PATH={DEFAULT_PATH}", *(state.config.get("Env") or [])]
         self.state = state

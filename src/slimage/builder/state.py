@@ -1,14 +1,13 @@
 """A stage under construction, and the settings every step of a build shares.
 
-`StageState` is an image being built (config data, layer descriptors, diff_ids) plus the
-build-time scope BuildKit keeps beside it (ARGs in scope, the chain cache key). It is kept
-apart from `slimage.mutate.ImageAssembler`, which does the same bookkeeping for `base
-build`, because the no-op rebuild path must not import the layer machinery (see
-`rfc3339`); the two share no code yet.
+`StageState` is an `ImageAssembler` (config data, layer descriptors, diff_ids, history,
+the commit: the rules every image slimage makes follows) plus the build-time scope
+BuildKit keeps beside it (ARGs in scope, the chain cache key, whether CMD was set).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from slimage.builder.cache import BuildCache
 from slimage.builder.context import BuildContext
 from slimage.builder.progress import Progress
-from slimage.oci import mediatypes as mt
-from slimage.oci.model import Descriptor, ImageConfig, Manifest
+from slimage.mutate import ImageAssembler, rfc3339
+from slimage.oci.model import ImageConfig, Manifest
 from slimage.store.store import Store
 
 if TYPE_CHECKING:
@@ -30,18 +29,6 @@ if TYPE_CHECKING:
 
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-
-
-def rfc3339(ts: float) -> str:
-    """Docker's config timestamp format (same as slimage.mutate.rfc3339, without importing
-    the layer machinery on the no-op rebuild path)."""
-    import datetime as _dt
-
-    when = _dt.datetime.fromtimestamp(ts, _dt.UTC)
-    text = when.strftime("%Y-%m-%dT%H:%M:%S")
-    if when.microsecond:
-        text += f".{when.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 @dataclass
@@ -82,7 +69,7 @@ class BuildSettings:
         hit are fetched first, now that something reads them."""
         if self.cache.remote is not None:
             self.cache.remote.ensure_local(state.layers, state.diff_ids)
-        return state.layer_objects(self.store)
+        return state.layer_objects()
 
     def now(self) -> str:
         if self.source_date_epoch is not None:
@@ -90,21 +77,29 @@ class BuildSettings:
         return rfc3339(time.time())
 
 
-@dataclass
-class StageState:
-    data: dict[str, Any]
-    layers: list[Descriptor]
-    diff_ids: list[str]
-    docker_types: bool
-    key: str
-    args: dict[str, str | None] = field(default_factory=dict)
-    arg_order: list[str] = field(default_factory=list)
-    cmd_set: bool = False
-    name: str = ""
+class StageState(ImageAssembler):
+    """A stage's image, assembled as every image is, and BuildKit's scope beside it."""
+
+    def __init__(self, store: Store, base: tuple[Manifest, ImageConfig] | None, key: str):
+        super().__init__(store, base)
+        self.key = key
+        self.args: dict[str, str | None] = {}
+        self.arg_order: list[str] = []
+        self.cmd_set = False
+        self.name = ""
+
+    def derive(self) -> StageState:
+        """A stage FROM this one: a copy of its image, with a fresh build-time scope."""
+        new = copy.copy(self)
+        new.data = copy.deepcopy(self.data)
+        new.layers = list(self.layers)
+        new.args, new.arg_order, new.cmd_set = {}, [], False
+        return new
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.data.setdefault("config", {})
+        """The runtime config (`runtime`), under the name the steps use."""
+        return self.runtime
 
     def env_map(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -135,25 +130,13 @@ class StageState:
                 return h["created"]
         return self.data.get("created")
 
-    def layer_objects(self, store: Store) -> list[Layer]:
+    def layer_objects(self) -> list[Layer]:
         from slimage.image import Layer
 
         return [
-            Layer(d, diff_id, open_blob=_blob_opener(store, d.digest))
+            Layer(d, diff_id, open_blob=_blob_opener(self.store, d.digest))
             for d, diff_id in zip(self.layers, self.diff_ids, strict=True)
         ]
-
-    def build(self, created: str | None) -> tuple[Manifest, ImageConfig]:
-        data = self.data
-        if created:
-            data["created"] = created
-        data["rootfs"] = {"type": "layers", "diff_ids": list(self.diff_ids)}
-        config = ImageConfig.from_data(data)
-        ctype = mt.DOCKER_CONFIG if self.docker_types else mt.OCI_CONFIG
-        manifest = Manifest.build(
-            Descriptor(ctype, config.digest, len(config.raw)), self.layers, docker=self.docker_types
-        )
-        return manifest, config
 
 
 def _blob_opener(store: Store, digest: str) -> Callable[[], BinaryIO]:

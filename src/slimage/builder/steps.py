@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slimage.builder import history as hist
 from slimage.builder.cache import CacheEntry
@@ -17,8 +17,7 @@ from slimage.builder.planner import PlannedStage
 from slimage.builder.state import DEFAULT_SHELL, BuildSettings, StageState
 from slimage.dockerfile.expand import expand_word
 from slimage.dockerfile.stages import platform_args
-from slimage.oci import mediatypes as mt
-from slimage.oci.model import Descriptor
+from slimage.oci.model import Descriptor, HistoryEntry
 from slimage.store.store import Store
 
 if TYPE_CHECKING:
@@ -59,25 +58,15 @@ class StageSteps:
         created = (
             self.s.now() if self.s.source_date_epoch is not None else self.state.last_created()
         )
-        entry: dict[str, Any] = {}
-        if created:
-            entry["created"] = created
-        entry["created_by"] = created_by
-        entry["comment"] = hist.COMMENT
-        entry["empty_layer"] = True
-        self.state.data["history"].append(entry)
+        self.state.add_history(
+            HistoryEntry(created=created, created_by=created_by, comment=hist.COMMENT)
+        )
 
     def _add_layer(self, entry: CacheEntry, created_by: str) -> None:
-        desc = Descriptor.from_dict(entry.layer)
-        mtype = desc.media_type
-        comp = mt.LAYER_COMPRESSION.get(mtype, "gzip")
-        want = mt.layer_media_type(comp, docker=self.state.docker_types)
-        if want != mtype:
-            desc = Descriptor(want, desc.digest, desc.size)
-        self.state.layers.append(desc)
-        self.state.diff_ids.append(entry.diff_id)
-        self.state.data["history"].append(
-            {"created": entry.created, "created_by": created_by, "comment": hist.COMMENT}
+        self.state.add_layer_blob(
+            Descriptor.from_dict(entry.layer),
+            entry.diff_id,
+            HistoryEntry(created=entry.created, created_by=created_by, comment=hist.COMMENT),
         )
 
     def _layer_step(self, key: str, created_by: str, action: Callable[[Workspace], None]) -> None:
