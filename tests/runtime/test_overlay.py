@@ -77,10 +77,35 @@ def test_too_many_layers_and_a_missing_lower_are_one_line_errors(tmp_path: Path)
     lowers = _layers(tmp_path / "layers", 60)
     with pytest.raises(RuntimeToolError, match=r"lower dir .*/missing: No such file"):
         overlay.mount_overlay(tmp_path / "mnt", [*lowers, tmp_path / "missing"])
-    many = [lowers[i % 60] for i in range(300)]  # 300 fd paths do not fit in a page
+    many = [*lowers, *_layers(tmp_path / "more", 240)]  # 300 fd paths do not fit in a page
     with pytest.raises(RuntimeToolError, match=r"too many layers for one overlay mount \(300\)"):
         overlay.mount_overlay(tmp_path / "mnt", many)
     assert not overlay.is_mounted(tmp_path / "mnt")
+
+
+def test_a_layer_repeated_in_the_stack_mounts_as_docker_shows_it(tmp_path: Path) -> None:
+    """An image may hold the same layer twice (`COPY a /a` twice); overlayfs refuses a
+    lower dir given twice (ELOOP), so the lower copy is dropped: the tree must be the
+    one applying every layer in order gives. Between the copies, a layer re-adds what
+    the repeated layer whites out and writes a file the repeated layer rewrites."""
+    rep = tmp_path / "rep"
+    (rep / "d").mkdir(parents=True)
+    (rep / "d" / "a").write_text("rep")
+    os.mknod(rep / "gone", stat.S_IFCHR | 0o600, os.makedev(0, 0))
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "gone").write_text("base")
+    (base / "keep").write_text("base")
+    mid = tmp_path / "mid"
+    (mid / "d").mkdir(parents=True)
+    (mid / "d" / "a").write_text("mid")
+    (mid / "d" / "b").write_text("mid")
+    (mid / "gone").write_text("mid")
+    with overlay.overlay(tmp_path / "mnt", [base, rep, mid, rep]) as mnt:
+        assert (mnt / "d" / "a").read_text() == "rep"  # the top copy rewrote it
+        assert (mnt / "d" / "b").read_text() == "mid"  # kept: nothing above removed it
+        assert not (mnt / "gone").exists()  # whited out again by the top copy
+        assert (mnt / "keep").read_text() == "base"
 
 
 def test_mounts_leave_other_threads_cwd_alone(

@@ -43,6 +43,23 @@ def require_root(what: str = "this") -> None:
         )
 
 
+def _topmost_only(bottom_first: list[str]) -> list[str]:
+    """LOWERS with each repeated dir kept at its topmost place only.
+
+    An image may hold the same layer twice (`COPY a /a` twice makes two identical
+    layers), and overlayfs refuses a lower dir given twice (ELOOP). Dropping the lower
+    copy shows the same tree: the upper copy writes every file again, repeats every
+    whiteout and opaque marker over all that lies below it, and so undoes nothing the
+    layers in between did that the lower copy would have kept."""
+    seen: set[str] = set()
+    top_first = []
+    for path in reversed(bottom_first):
+        if path not in seen:
+            seen.add(path)
+            top_first.append(path)
+    return top_first[::-1]
+
+
 def mount_overlay(
     target: str | Path,
     lowers: Sequence[str | Path],
@@ -68,7 +85,7 @@ def mount_overlay(
     mountinfo shows as they are.
     """
     require_root("mounting an overlay")
-    lower_dirs = [str(p) for p in lowers]
+    lower_dirs = _topmost_only([str(p) for p in lowers])
     if not lower_dirs:
         raise RuntimeToolError("overlay needs at least one lower dir")
     if upper is None and len(lower_dirs) == 1:

@@ -1,0 +1,49 @@
+"""An image may hold the same layer twice: `COPY a /a` twice makes two identical layers
+(the same diff_id), as it does with BuildKit. The next step that runs or mounts the stage
+must still work (overlayfs refuses a lower dir given twice)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.adversarial.test_runtime import IMAGE, make_busybox_image, pytestmark
+
+__all__ = ["pytestmark"]
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from slimage.store.store import Store
+
+    root = tmp_path / "store"
+    make_busybox_image(root, tmp_path)
+    return Store(root)
+
+
+def test_the_same_layer_twice_then_a_run_step(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from slimage.builder import BuildOptions, build
+    from slimage.store.images import open_image
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text("twice\n")
+    (ctx / "Dockerfile").write_text(
+        f"FROM {IMAGE}\n"
+        "COPY a.txt /a.txt\n"
+        "COPY a.txt /a.txt\n"
+        "RUN cat /a.txt /a.txt > /b.txt\n"
+        "WORKDIR /q\n"
+    )
+    build(BuildOptions(str(ctx), tags=["slimage-test/repeated:1"], quiet=True), store)
+    image = open_image(store, store.resolve("slimage-test/repeated:1"))
+    base = len(open_image(store, store.resolve(IMAGE)).layers)
+    copies = [layer.diff_id for layer in image.layers[base : base + 2]]
+    assert copies[0] == copies[1]
+    from slimage.analysis.efficiency import analyze_image
+    from slimage.analysis.target import open_target
+
+    report = analyze_image(open_target("slimage-test/repeated:1", store=store))
+    run_layer = report.layers[base + 2]
+    assert run_layer.added == 1 and run_layer.added_bytes == len("twice\n") * 2
