@@ -78,8 +78,12 @@ class ImageAssembler:
             self.data = empty_config(platform)
             self.layers = []
             self.docker_types = False
-        self.data.setdefault("config", {})
-        self.data.setdefault("history", [])
+        # A base may say `"config": null` or `"history": null` (the parser accepts it, as
+        # Docker does); both are then empty, not a crash at the first ENV or layer.
+        if not isinstance(self.data.get("config"), dict):
+            self.data["config"] = {}
+        if not isinstance(self.data.get("history"), list):
+            self.data["history"] = []
 
     @property
     def runtime(self) -> dict[str, Any]:
