@@ -34,7 +34,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def _leftovers(store) -> list[str]:  # type: ignore[no-untyped-def]
-    """Mounts, runc containers and work dirs a minify left behind."""
+    """Mounts, runc containers, work dirs and staged layers a minify left behind."""
     out = []
     with open("/proc/self/mountinfo") as fh:
         out += [line.split()[4] for line in fh if str(store.root) in line.split()[4]]
@@ -48,6 +48,10 @@ def _leftovers(store) -> list[str]:  # type: ignore[no-untyped-def]
     work = Path(store.root) / "minify-work"
     if work.is_dir():
         out += [str(p) for p in work.iterdir()]
+    # The new layers' unpacked form, staged for the verification run.
+    unpacked = Path(store.root) / "layers-unpacked"
+    if unpacked.is_dir():
+        out += [str(p) for p in unpacked.iterdir() if p.name.startswith(".tmp-")]
     return out
 
 

@@ -278,3 +278,35 @@ def test_seccomp_profile_runs_under_docker(minify_store, tmp_path: Path) -> None
             testbed.docker("rmi", tag, check=False, capture_output=True)
     bad = slimage(minify_store, "minify", STATIC_IMAGE, "--seccomp-profile", "/nonexistent/x.json")
     assert "directory /nonexistent does not exist" in _one_line_error(bad)
+
+
+def test_staged_layers_found_again_and_checked(minify_store) -> None:  # type: ignore[no-untyped-def]
+    """A second minify of the same paths under the same epoch runs its verification on the
+    unpacked layers the first one left in the cache, found through the index. An index
+    entry that names another layer (slimage changed since it was written) is caught once
+    the layers are written: verification runs again on fresh ones, the index is fixed."""
+    env = {"SOURCE_DATE_EPOCH": "1700000007"}
+    args = ("minify", STATIC_IMAGE, "--http-probe", "GET:/health", "--json")
+    index = minify_store.root / "layers-unpacked" / ".minify-index"
+    with app_ports():
+        first = slimage(minify_store, *args, env=env)
+        assert first.returncode == 0, first.stderr
+        diff_ids = [layer["diff_id"] for layer in json.loads(first.stdout)["layers"]]
+        entries = {p: p.read_text() for p in index.iterdir() if not p.name.startswith(".")}
+        assert set(diff_ids) <= set(entries.values())
+        mine = [p for p, d in entries.items() if d in diff_ids]
+        # Point this image's entries at other layers that are unpacked too.
+        others = [
+            "sha256:" + p.name
+            for p in (minify_store.root / "layers-unpacked").iterdir()
+            if len(p.name) == 64 and "sha256:" + p.name not in diff_ids
+        ]
+        for p, other in zip(mine, others, strict=False):
+            p.write_text(other)
+        again = slimage(minify_store, *args, env=env)
+        assert again.returncode == 0, again.stderr
+        rep = json.loads(again.stdout)
+    assert [layer["diff_id"] for layer in rep["layers"]] == diff_ids
+    assert rep["verified"] == "passed" and rep["verify_probes"][0]["status"] == 200
+    assert sorted(p.read_text() for p in mine) == sorted(diff_ids)
+    assert _leftovers(minify_store) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -89,18 +90,24 @@ def _is_elf(path: str) -> bool:
         return False
 
 
-def measure(root: str, keep: set[str]) -> tuple[FsStats, FsStats, list[tuple[str, int]]]:
-    """(before, after, largest fully removed directories) over the merged ROOT."""
-    before, after = FsStats(), FsStats()
+# One walked entry of the original's view: (path, its directory, bytes counted for it,
+# inode key when it is a regular file with other links, whether it is an ELF object).
+ViewEntry = tuple[str, str, int, "tuple[int, int] | None", bool]
+
+
+class ScanCancelled(Exception):
+    """`scan_view` was told to stop (the minify it served is ending early)."""
+
+
+def scan_view(root: str, cancel: threading.Event | None = None) -> list[ViewEntry]:
+    """Every file and symlink of the merged ROOT, in walk order, with its size (a hardlink
+    counted at its first path only) and whether it is an ELF object. It needs no closure,
+    so minify walks the original's view while the traced app starts."""
+    out: list[ViewEntry] = []
     seen: set[tuple[int, int]] = set()
-    kept_seen: set[tuple[int, int]] = set()
-    removed_dirs: dict[str, int] = {}
-    has_kept: set[str] = set()
-    for p in keep:
-        parts = p.strip("/").split("/")
-        for i in range(len(parts)):
-            has_kept.add("/" + "/".join(parts[:i]) if i else "/")
     for dirpath, dirnames, filenames in os.walk(root):
+        if cancel is not None and cancel.is_set():
+            raise ScanCancelled("the view scan was stopped")
         rel = "/" + os.path.relpath(dirpath, root)
         rel = "/" if rel == "/." else rel
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
@@ -110,42 +117,65 @@ def measure(root: str, keep: set[str]) -> tuple[FsStats, FsStats, list[tuple[str
                 st = os.lstat(host)
             except OSError:
                 continue
+            multi: tuple[int, int] | None = None
             if stat.S_ISLNK(st.st_mode):
                 size = len(os.readlink(host).encode("utf-8", "surrogateescape"))
             elif stat.S_ISREG(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 size = 0 if (st.st_nlink > 1 and key in seen) else st.st_size
                 seen.add(key)
+                if st.st_nlink > 1:
+                    multi = key
             else:
                 continue
             # ELF objects are executables or shared objects by name; reading the magic of
             # every data file would double the time of this walk.
-            elf = (
+            elf = bool(
                 stat.S_ISREG(st.st_mode)
                 and st.st_size >= 52
                 and (st.st_mode & 0o111 or ".so" in name)
                 and _is_elf(host)
             )
-            before.files += 1
-            before.bytes += size
-            before.elf += elf
-            if path in keep:
-                key = (st.st_dev, st.st_ino)
-                if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in kept_seen:
+            out.append((path, rel, size, multi, elf))
+    return out
+
+
+def measure(
+    root: str, keep: set[str], entries: list[ViewEntry] | None = None
+) -> tuple[FsStats, FsStats, list[tuple[str, int]]]:
+    """(before, after, largest fully removed directories) over the merged ROOT (ENTRIES:
+    its `scan_view`, when already made)."""
+    if entries is None:
+        entries = scan_view(root)
+    before, after = FsStats(), FsStats()
+    kept_seen: set[tuple[int, int]] = set()
+    removed_dirs: dict[str, int] = {}
+    has_kept: set[str] = set()
+    for p in keep:
+        parts = p.strip("/").split("/")
+        for i in range(len(parts)):
+            has_kept.add("/" + "/".join(parts[:i]) if i else "/")
+    for path, rel, size, multi, elf in entries:
+        before.files += 1
+        before.bytes += size
+        before.elf += elf
+        if path in keep:
+            if multi is not None:
+                if multi in kept_seen:
                     size = 0
-                kept_seen.add(key)
-                after.files += 1
-                after.bytes += size
-                after.elf += elf
-            else:
-                # Charge removed bytes to the outermost directory with nothing kept.
-                d = rel
-                top = None
-                while d not in has_kept and d != "/":
-                    top = d
-                    d = os.path.dirname(d)
-                if top:
-                    removed_dirs[top] = removed_dirs.get(top, 0) + size
+                kept_seen.add(multi)
+            after.files += 1
+            after.bytes += size
+            after.elf += elf
+        else:
+            # Charge removed bytes to the outermost directory with nothing kept.
+            d = rel
+            top = None
+            while d not in has_kept and d != "/":
+                top = d
+                d = os.path.dirname(d)
+            if top:
+                removed_dirs[top] = removed_dirs.get(top, 0) + size
     largest = sorted(removed_dirs.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
     return before, after, largest
 

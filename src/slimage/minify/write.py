@@ -15,10 +15,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import json
 import os
 import shutil
 import stat
+import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +105,23 @@ def _ordered(paths: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: [c.encode("utf-8", "surrogateescape") for c in n.split("/")])
 
 
+def layer_groups(original: Image, layer_dirs: list[Path], keep: Iterable[str]) -> list[list[str]]:
+    """KEEP split into the new layers' paths, bottom first: the base's and the app's (see
+    the module docstring), or one group when either would be empty."""
+    app_from = app_layer_index(original)
+    groups: list[list[str]] = [[], []]
+    for p in keep:
+        groups[1 if _provider(layer_dirs, p) >= app_from else 0].append(p)
+    if not groups[0] or not groups[1]:
+        groups = [groups[0] + groups[1]]
+    return groups
+
+
+class WriteCancelled(Exception):
+    """The caller gave up on the image (its verification failed, or Ctrl-C) while its
+    layers were still being written on a thread: the blob being written is dropped."""
+
+
 def write_image(
     store: Store,
     original: Image,
@@ -109,14 +131,17 @@ def write_image(
     *,
     created_by: str,
     comment: str,
+    groups: list[list[str]] | None = None,
+    cancel: threading.Event | None = None,
 ) -> Written:
+    """Write the minified image's blobs (layers, config, manifest) into STORE; it is not
+    recorded as an image (the caller does that once it is verified). GROUPS is
+    `layer_groups(...)` when the caller already has it. CANCEL, once set, stops the
+    writing between two files with `WriteCancelled`."""
     epoch = source_date_epoch()
     app_from = app_layer_index(original)
-    groups: list[list[str]] = [[], []]
-    for p in keep:
-        groups[1 if _provider(layer_dirs, p) >= app_from else 0].append(p)
-    if not groups[0] or not groups[1]:
-        groups = [groups[0] + groups[1]]
+    if groups is None:
+        groups = layer_groups(original, layer_dirs, keep)
     data = copy.deepcopy(original.config.data)
     history = [dict(h, empty_layer=True) for h in data.get("history") or []]
     data["history"] = history
@@ -132,6 +157,8 @@ def write_image(
 
         def fill(w: LayerWriter, names: list[str] = names) -> None:
             for n in names:
+                if cancel is not None and cancel.is_set():
+                    raise WriteCancelled("the minified image was given up")
                 w.add_path(os.path.join(root, n), n)
 
         part = "the base" if gi == 0 and len(groups) == 2 else "the application"
@@ -260,3 +287,126 @@ def unpack_from_view(
         ns = mtime * 1_000_000_000
         os.utime(path, ns=(ns, ns), follow_symlinks=False)
     return linked, copied
+
+
+# ----------------------------------------------------------------------------- staging
+# Bump when `unpack_from_view` or the layer writer change what a layer holds: the index
+# below maps what a layer was made of to the diff_id it got.
+UNPACK_FORMAT = 1
+INDEX_DIR = ".minify-index"
+
+
+def unpacked_key(original: Image, epoch: int | None, names: Iterable[str]) -> str:
+    """What fixes a new layer's content: the original's layers (content-addressed), the
+    paths taken from their merged view, and SOURCE_DATE_EPOCH."""
+    h = hashlib.sha256()
+    h.update(json.dumps([UNPACK_FORMAT, list(original.config.diff_ids), epoch]).encode())
+    for n in sorted(names):
+        h.update(n.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+
+
+class StagedLayers:
+    """The new layers' unpacked form, ready before their blobs are: the verification run
+    stacks these while the layers are written on a thread.
+
+    A layer made of the same paths of the same original under the same epoch before has
+    its unpacked dir in the layer cache already, found through a small index
+    (`layers-unpacked/.minify-index/<unpacked_key>` -> diff_id): it is used as it is.
+    Otherwise it is built by `unpack_from_view` in a temp dir of the cache (same
+    filesystem as the lowers it hardlinks into; named for its owner, so a later run
+    removes it if we die). `holds(written)` tells whether what was used is what was
+    written; `keep(written)` moves the temp dirs into the cache under their diff_ids and
+    indexes them. Temp dirs still here when the block ends are removed."""
+
+    def __init__(
+        self,
+        store: Store,
+        original: Image,
+        root: str,
+        layer_dirs: list[Path],
+        groups: list[list[str]],
+    ):
+        from slimage.runtime.layerdirs import LayerDirs
+
+        self.cache = LayerDirs(store)
+        self.root = root
+        self.layer_dirs = layer_dirs
+        self.groups = groups
+        self.epoch = source_date_epoch()
+        self.keys = [unpacked_key(original, self.epoch, names) for names in groups]
+        self.dirs: list[Path] = []
+        self.reused: list[str | None] = []  # the indexed diff_id of a dir used as it was
+        self._temps: list[Path] = []
+
+    def __enter__(self) -> StagedLayers:
+        try:
+            for key, names in zip(self.keys, self.groups, strict=True):
+                known = self._indexed(key)
+                if (
+                    known is not None
+                    and known not in self.reused  # overlay refuses a lower twice
+                    and self.cache.path(known).is_dir()
+                ):
+                    self.dirs.append(self.cache.path(known))
+                    self.reused.append(known)
+                else:
+                    self.dirs.append(self._stage(names))
+                    self.reused.append(None)
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        for d in self._temps:
+            if d.exists():
+                shutil.rmtree(d, ignore_errors=True)
+
+    def _indexed(self, key: str) -> str | None:
+        try:
+            text = (self.cache.base / INDEX_DIR / key).read_text().strip()
+        except OSError:
+            return None
+        return text if text.startswith("sha256:") and len(text) == 71 else None
+
+    def _stage(self, names: list[str]) -> Path:
+        from slimage.runtime import owner
+        from slimage.store.store import disk_errors
+
+        tmp = self.cache.base / f".tmp-{owner.token()}-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+        self._temps.append(tmp)
+        with disk_errors("an unpacked layer", self.cache.base):
+            unpack_from_view(tmp, self.root, self.layer_dirs, names, self.epoch)
+        return tmp
+
+    def holds(self, written: Written) -> bool:
+        """Whether every dir used as it was is the unpacked form of the layer written."""
+        if len(self.reused) != len(written.layers):
+            return False
+        pairs = zip(self.reused, written.layers, strict=True)
+        return all(r is None or r == info.diff_id for r, info in pairs)
+
+    def restage(self) -> None:
+        """Build afresh every layer that was used as it was."""
+        for i, names in enumerate(self.groups):
+            if self.reused[i] is not None:
+                self.dirs[i] = self._stage(names)
+                self.reused[i] = None
+
+    def keep(self, written: Written) -> None:
+        """Hand the temp dirs to the layer cache under WRITTEN's diff_ids (a layer already
+        unpacked there keeps its dir; ours is then removed at exit), and index them."""
+        index = self.cache.base / INDEX_DIR
+        for d, key, info in zip(self.dirs, self.keys, written.layers, strict=True):
+            if d in self._temps:
+                self.cache.adopt(info.diff_id, d)
+            with contextlib.suppress(OSError):  # only a shortcut for the next run
+                index.mkdir(exist_ok=True)
+                tmp = index / f".{key}.{os.getpid()}"
+                tmp.write_text(info.diff_id)
+                os.replace(tmp, index / key)
