@@ -160,6 +160,27 @@ def test_exclude_of_the_lazy_module_fails_verification(minify_store) -> None:  #
     assert _leftovers(minify_store) == []
 
 
+def test_a_new_enoent_alone_fails_verification(minify_store) -> None:  # type: ignore[no-untyped-def]
+    """Every probe answers the same, but the minified run looked for a file the original
+    has and found it gone (here the compiled json module: Python falls back to the source,
+    so no answer changes). That fails the job, naming the path."""
+    pyc = "/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc"
+    before = slimage(minify_store, "images", "-q").stdout
+    with app_ports():
+        res = slimage(
+            minify_store, "minify", PYWEB_IMAGE, "-t", "slimage-test/pyweb-enoent:1",
+            "--exclude", pyc, "-q",
+        )  # fmt: skip
+    assert res.returncode != 0
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "verification failed" in err[0] and "probes differ" not in err[0], err[0]
+    assert "looked for paths it lacks" in err[0], err[0]
+    assert f"{pyc} (excluded by --exclude {pyc})" in err[0], err[0]
+    assert slimage(minify_store, "images", "-q").stdout == before
+    assert _leftovers(minify_store) == []
+
+
 def test_static_server_50x_and_reproducible(minify_store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     env = {"SOURCE_DATE_EPOCH": "1700000000"}
     with app_ports():
