@@ -68,3 +68,15 @@ def _unmount_under(root: Path) -> None:
         targets = [line.split()[4] for line in fh if str(root) in line.split()[4]]
     for t in sorted(targets, key=len, reverse=True):
         unmount(t)
+
+
+@pytest.fixture
+def busybox_store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh store holding only a one-layer busybox image (`tests.adversarial.
+    test_runtime.IMAGE`): small builds that need a shell but no Debian base."""
+    from slimage.store.store import Store
+    from tests.adversarial.test_runtime import make_busybox_image
+
+    root = tmp_path / "store"
+    make_busybox_image(root, tmp_path)
+    return Store(root)

@@ -8,18 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.adversarial.test_runtime import IMAGE, make_busybox_image, pytestmark
+from tests.adversarial.test_runtime import IMAGE, pytestmark
 
 __all__ = ["pytestmark"]
 
 
 @pytest.fixture
-def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from slimage.store.store import Store
-
-    root = tmp_path / "store"
-    make_busybox_image(root, tmp_path)
-    return Store(root)
+def store(busybox_store):  # type: ignore[no-untyped-def]
+    return busybox_store
 
 
 def test_the_same_layer_twice_then_a_run_step(store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
