@@ -119,13 +119,16 @@ def build(opts: BuildOptions, store: Store | str | os.PathLike[str]) -> BuildRes
         from slimage.store.store import Store
 
         given = Store(root)
-    result = _build(opts, given)
+    urls: list[dict[str, Any]] = []  # what the ADD <url> steps learnt, for the record
+    result = _build(opts, given, urls)
     if key is not None and noop.options_key(opts) == key:  # nothing changed meanwhile
-        noop.remember(root, key, opts.tags, asdict(result))
+        noop.remember(root, key, opts.tags, asdict(result), urls)
     return result
 
 
-def _build(opts: BuildOptions, store: Store) -> BuildResult:
+def _build(
+    opts: BuildOptions, store: Store, urls: list[dict[str, Any]] | None = None
+) -> BuildResult:
     from slimage.builder.cache import BuildCache
     from slimage.builder.context import BuildContext
     from slimage.builder.executor import BuildSettings
@@ -205,6 +208,8 @@ def _build(opts: BuildOptions, store: Store) -> BuildResult:
     from slimage.store.refs import parse_reference
 
     settings.context.save_stat_cache()
+    if urls is not None:
+        urls.extend(settings.cache.url_inputs)
     if opts.iidfile:
         Path(opts.iidfile).write_text(config.digest)
     # BuildKit's closing step, in its words.

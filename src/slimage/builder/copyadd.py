@@ -11,7 +11,10 @@ import contextlib
 import os
 import posixpath
 import re
+import shutil
 import stat
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,7 @@ from slimage.errors import BuildError
 from slimage.fs.rootpath import mkdir_p, resolve_in_root
 
 if TYPE_CHECKING:
+    from slimage.builder.fetch import Fetched
     from slimage.image import Image
     from slimage.runtime.layerdirs import Workspace
 
@@ -59,6 +63,16 @@ class CopyAddSteps(StageSteps):
         self._copy(cmd, add=True)
 
     def _copy(self, cmd: CopyCommand, *, add: bool) -> None:
+        # ADD's URLs, asked before the key is made (the key holds what they serve); a
+        # body downloaded then waits in the store's tmp/ until the step has used it.
+        urls: dict[str, _UrlSource] = {}
+        try:
+            self._copy_step(cmd, add, urls)
+        finally:
+            for u in urls.values():
+                u.discard()
+
+    def _copy_step(self, cmd: CopyCommand, add: bool, urls: dict[str, _UrlSource]) -> None:
         inst = cmd.inst
         env = self.state.expand_env()
         # Heredoc sources stay as written; every other word is expanded.
@@ -101,7 +115,9 @@ class CopyAddSteps(StageSteps):
                 if inline is not None:
                     src_key.append(["heredoc", inline.data])
                 elif add and _is_url(s):
-                    src_key.append(["url", s, add_cmd.checksum if add_cmd else None])
+                    if s not in urls:
+                        urls[s] = self._resolve_url(s, checksum, what)
+                    src_key.append(["url", s, urls[s].digest])
                 else:
                     found = self.s.context.resolve(s, what=what)
                     for src in found:
@@ -174,7 +190,7 @@ class CopyAddSteps(StageSteps):
                     os.lchown(host, duid, dgid)
                     continue
                 if add and _is_url(s):
-                    self._add_url(root, s, dest_abs, dest_is_dir, duid, dgid, chmod, inst, checksum)
+                    self._add_url(root, urls[s], dest_abs, dest_is_dir, duid, dgid, chmod, inst)
                     continue
                 for src in self.s.context.resolve(s, what=what):
                     self._copy_one(
@@ -277,22 +293,48 @@ class CopyAddSteps(StageSteps):
                         from_context=False,
                     )
 
+    def _resolve_url(self, url: str, checksum: tuple[str, str] | None, what: str) -> _UrlSource:
+        """What URL serves now, for the step's key. A `--checksum` is taken as the digest
+        without asking (BuildKit does the same: the pin is checked when the step runs);
+        otherwise the URL is asked with what its last download recorded, and a changed or
+        unknown body is downloaded here, as the key needs its digest."""
+        from slimage.builder.fetch import fetch
+
+        cache = self.s.cache
+        if checksum is not None:
+            pinned = ":".join(checksum)
+            cache.note_url({"url": url, "pinned": pinned})
+            return _UrlSource(url, pinned, pinned=True)
+        got = fetch(
+            url,
+            str(self.s.store.tmp_dir),
+            checksum=None,
+            what=what,
+            known=cache.url_records(url),
+            lock=True,
+        )
+        rec = got.record
+        if got.fresh:
+            cache.put_url(rec)
+        cache.note_url(rec.to_dict() if rec.revalidatable() else {"url": url})
+        return _UrlSource(url, rec.digest, fetched=got if got.fresh else None)
+
     def _add_url(
         self,
         root: str,
-        url: str,
+        src: _UrlSource,
         dest_abs: str,
         dest_is_dir: bool,
         uid: int,
         gid: int,
         chmod: int | None,
         inst: Instruction,
-        checksum: tuple[str, str] | None,
     ) -> None:
         import urllib.parse
 
         from slimage.builder.fetch import fetch
 
+        url = src.url
         what = f"{self.path}:{inst.start_line}: ADD"
         name = posixpath.basename(urllib.parse.urlparse(url).path)
         if name in ("", ".", ".."):
@@ -306,23 +348,64 @@ class CopyAddSteps(StageSteps):
         host = resolve_in_root(root, target_c, follow_last=False)
         if os.path.isdir(host) and not os.path.islink(host):
             raise BuildError(f"{what} {url}: {target_c} is a directory")
-        got = fetch(
-            url,
-            os.path.dirname(host) or parent,
-            checksum=":".join(checksum) if checksum else None,
-            what=what,
-        )
+        tmp_dir = os.path.dirname(host) or parent
+        if src.fetched is not None and src.fetched.path is not None:
+            # Downloaded for the key: copied in (the store's tmp/ is another filesystem
+            # than the overlay), the original kept for a second use of the URL.
+            tmp, mtime = _copy_in(src.fetched.path, tmp_dir), src.fetched.mtime
+        else:
+            # Pinned, or "not modified" but the layer is not cached: the body is needed now,
+            # and must be the one the key was made from.
+            got = fetch(
+                url,
+                tmp_dir,
+                checksum=src.digest if src.pinned else None,
+                what=what,
+                expect=None if src.pinned else src.digest,
+            )
+            assert got.path is not None
+            tmp, mtime = got.path, got.mtime
         try:
-            os.chmod(got.path, chmod if chmod is not None else 0o600)
-            os.lchown(got.path, uid, gid)
-            if got.mtime is not None:
+            os.chmod(tmp, chmod if chmod is not None else 0o600)
+            os.lchown(tmp, uid, gid)
+            if mtime is not None:
                 with contextlib.suppress(OSError, OverflowError, ValueError):
-                    os.utime(got.path, (got.mtime, got.mtime))
-            os.replace(got.path, host)
+                    os.utime(tmp, (mtime, mtime))
+            os.replace(tmp, host)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(got.path)
+                os.unlink(tmp)
             raise
+
+
+@dataclass
+class _UrlSource:
+    """One URL of an ADD, as its step's key saw it."""
+
+    url: str
+    # The step key's part: sha256:<hex> of the body, or the --checksum pin (any
+    # algorithm), so a pinned ADD and an unpinned one of the same body share their
+    # layer, as in BuildKit.
+    digest: str
+    pinned: bool = False
+    fetched: Fetched | None = None  # the body, when it was downloaded for the key
+
+    def discard(self) -> None:
+        if self.fetched is not None:
+            self.fetched.discard()
+
+
+def _copy_in(path: str, tmp_dir: str) -> str:
+    """A copy of PATH in a new temp file in TMP_DIR (the caller renames or removes it)."""
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix=".slimage-add-")
+    try:
+        with open(path, "rb") as src, open(fd, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def _is_url(s: str) -> bool:

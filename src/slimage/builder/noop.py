@@ -14,7 +14,15 @@ must still point where it did (a base that was re-tagged or pulled anew misses t
 the result's manifest must still be in the store. A miss costs one walk of the context
 and then the real build, whose own cache decides what to redo.
 
-Only stdlib is imported here: that is the point of the module.
+An `ADD <url>` reads what no local stat can see, so the record keeps what the build
+learnt of each URL, and a hit asks every one again as the build would (see
+builder.fetch): only a server that says "not modified" lets the record answer. A URL
+pinned by `--checksum` needs no request (the build does not ask either); one with no
+validators (no ETag, no usable Last-Modified) leaves no record at all, since only a
+download could tell.
+
+Only stdlib is imported here: that is the point of the module (`builder.fetch`, stdlib
+and the error classes, is imported only for a record that has URLs to ask).
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+# 2: records carry the URLs to re-validate (a version-1 record of an ADD <url> build
+# would answer without asking).
+VERSION = 2
 
 
 def _walk(h: Any, root: str) -> None:
@@ -151,13 +161,56 @@ def lookup(root: Path, key: str, tags: list[str]) -> dict[str, Any] | None:
         return None
     if any(refs.get(t) != manifest for t in own):
         return None
+    urls = record.get("urls") or []
+    if not isinstance(urls, list) or not _urls_unchanged(urls):
+        return None
     return dict(record["result"])
 
 
-def remember(root: Path, key: str, tags: list[str], result: dict[str, Any]) -> None:
-    """Record a successful build (atomically; a failure to record only costs speed)."""
-    record = {"result": result, "other_refs": _other_refs(root, _tag_keys(tags))}
+def _verifiable(entry: Any) -> bool:
+    """Whether a later request can tell ENTRY's URL still serves the same body."""
+    return isinstance(entry, dict) and bool(
+        entry.get("pinned")
+        or entry.get("etag")
+        or (entry.get("last_modified") and entry.get("stable"))
+    )
+
+
+def _urls_unchanged(urls: list[Any]) -> bool:
+    """Every recorded URL asked again: True only if each says it has not changed."""
+    ask = [u for u in urls if not (isinstance(u, dict) and u.get("pinned"))]
+    if not all(_verifiable(u) for u in urls):
+        return False
+    if not ask:
+        return True
+    from slimage.builder.fetch import unchanged
+
+    return all(unchanged(u) for u in ask)
+
+
+def remember(
+    root: Path,
+    key: str,
+    tags: list[str],
+    result: dict[str, Any],
+    urls: list[dict[str, Any]] | None = None,
+) -> None:
+    """Record a successful build (atomically; a failure to record only costs speed).
+    URLS: what the build learnt of the URLs its ADD steps read (`BuildCache.url_inputs`);
+    if one cannot be re-validated, no record is kept (and an older one is dropped)."""
     out = root / "build-noop"
+    unique: dict[str, dict[str, Any]] = {}
+    for u in urls or []:
+        unique.setdefault(json.dumps(u, sort_keys=True), u)
+    if not all(_verifiable(u) for u in unique.values()):
+        try:
+            (out / f"{key}.json").unlink()
+        except OSError:
+            pass
+        return
+    record: dict[str, Any] = {"result": result, "other_refs": _other_refs(root, _tag_keys(tags))}
+    if unique:
+        record["urls"] = list(unique.values())
     try:
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / f".{key}.{os.getpid()}.{threading.get_ident()}.tmp"
