@@ -14,6 +14,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -206,3 +207,97 @@ def test_dive_on_a_terminal_opens_and_quits(vanilla_archive: Path) -> None:
     code, out = _run_on_pty([*SLIMAGE, "dive", str(vanilla_archive)], b"q")
     assert code == 0, out[-2000:]
     assert "npm install" in out  # the layer list was drawn
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "terminal closed"])
+def test_a_signal_ends_dive_and_its_helper_process(vanilla_archive: Path, how: str) -> None:
+    """`kill`, or the terminal closing (tmux killing the pane), ends dive at once, with
+    its helper process (a dive whose terminal was gone once ran on for good, its helper
+    with it)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "SLIMAGE_ANALYZE_JOBS": "2"}
+    tty = os.ttyname(slave)
+
+    def own_terminal() -> None:  # as a terminal's shell: session leader, tty controlling
+        os.setsid()
+        os.close(os.open(tty, os.O_RDWR))
+
+    proc = subprocess.Popen(
+        [*SLIMAGE, "dive", str(vanilla_archive)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        preexec_fn=own_terminal,
+    )
+    os.close(slave)
+    out = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Command" not in out and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                out += os.read(master, 65536)
+        assert b"Command" in out
+        helpers = _children(proc.pid)
+        if how == "terminal closed":
+            os.close(master)
+            master = -1
+            assert proc.wait(timeout=20) == 128 + signal.SIGHUP
+        else:
+            proc.send_signal(signal.Signals[how])
+        deadline = time.monotonic() + 20
+        while master >= 0 and proc.poll() is None and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:  # it restores the terminal: read on
+                try:
+                    os.read(master, 65536)
+                except OSError:
+                    break
+        if how != "terminal closed":
+            assert proc.wait(timeout=5) == 128 + signal.Signals[how]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if master >= 0:
+            os.close(master)
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() for pid in helpers):
+            break
+        time.sleep(0.1)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()]
+
+
+def _children(pid: int) -> list[int]:
+    kids = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(k) for k in kids.read_text().split()] if kids.exists() else []
+
+
+def test_the_helper_process_dies_with_its_parent(vanilla_archive: Path) -> None:
+    """An analysing process killed outright (SIGKILL: no cleanup runs) takes its helper
+    with it; a forked helper would otherwise wait on its own pipe forever."""
+    code = (
+        "import os, sys, time\n"
+        "os.environ['SLIMAGE_ANALYZE_JOBS'] = '2'\n"
+        "from slimage.analysis.efficiency import Analysis\n"
+        "a = Analysis(sys.argv[1])\n"
+        "a.start()\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(vanilla_archive)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        helpers = _children(proc.pid)
+        assert helpers, "no helper process was forked"
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    for _ in range(100):
+        if not any(Path(f"/proc/{pid}").exists() for pid in helpers):
+            break
+        time.sleep(0.1)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()]

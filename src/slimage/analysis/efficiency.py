@@ -24,6 +24,7 @@ obey the SIZE rule; it is 0 for a single-layer image.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
 import os
@@ -189,11 +190,34 @@ def _start_worker(target: ScanTarget, in_place: list[int]) -> tuple[Any, dict[in
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    pool = ProcessPoolExecutor(
+        max_workers=1,
+        mp_context=multiprocessing.get_context("fork"),
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
     futures = {
         i: pool.submit(parse_records, slices[i], layer_label(target.image, i)) for i in in_place[1:]
     }
     return pool, futures
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the helper process: end when the analysing process does, however it ends. A
+    forked helper holds both ends of its work pipe, so it would never see EOF and would
+    wait forever if its parent were killed (as `dive` was when its terminal closed)."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    # Ctrl-C and a closing terminal signal the whole process group: the parent decides
+    # what happens (it stops the helper), so the helper does not die first under it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the line above took effect
+        os._exit(0)
 
 
 def _idle_core(cores: int) -> bool:

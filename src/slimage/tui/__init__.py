@@ -55,4 +55,6 @@ def run_dive(target: Any, *, verify: bool = True, base_layers: int | None = None
     app.run()
     if app.failure is not None:
         raise app.failure
+    if app.stopped_by is not None:
+        return 128 + app.stopped_by  # as the shell reports a process a signal ended
     return 0

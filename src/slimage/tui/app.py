@@ -16,9 +16,13 @@ behaviour). Leaving early cancels the pass.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -89,6 +93,8 @@ class DiveApp(App[None]):
         self.hints: dict[int, Hint] | None = None
         self.started = started
         self.failure: BaseException | None = None  # why the pass failed, re-raised by run_dive
+        self.stopped_by: int | None = None  # the signal that ended the app
+        self._ui_loop: asyncio.AbstractEventLoop | None = None  # set when mounted
         self.cancel = threading.Event()
         self.frame_seconds: float | None = None  # start to the first frame
         self.first_screen_seconds: float | None = None  # start to the populated screen
@@ -119,6 +125,13 @@ class DiveApp(App[None]):
     # ---- lifecycle -------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # SIGTERM (`kill`) ends the app through its own loop, which restores the terminal:
+        # raised as an exception inside Textual's loop it could be swallowed. SIGHUP (the
+        # terminal is gone) keeps the CLI's path, an exception that unwinds at once: a
+        # graceful exit would wait for ever to write to the dead terminal.
+        loop = self._ui_loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, self._stop_signal, signal.SIGTERM)
         table = self.query_one(LayerTable)
         table.focus()
         table.move_cursor(row=self.at_layer)
@@ -142,12 +155,27 @@ class DiveApp(App[None]):
             return
         except BaseException as exc:  # shown after the terminal is restored (run_dive)
             self.failure = exc
-            self.call_from_thread(self.exit, 1)
+            self._post(self.exit, None, 1)
             return
-        self.call_from_thread(self._loaded, model)
+        self._post(self._loaded, model)
 
     def _layer_read_in_thread(self, index: int, size: int) -> None:
-        self.call_from_thread(self._layer_read, index, size)
+        self._post(self._layer_read, index, size)
+
+    def _post(self, callback: Callable[..., object], *args: object) -> None:
+        """From a worker thread: run CALLBACK(*ARGS) on the UI loop, without waiting.
+        Textual's `call_from_thread` waits for the result, and a pass that ended while the
+        app was exiting then waited for ever on a loop that was itself waiting for the
+        pass's thread (a dive left running with no terminal)."""
+
+        def run() -> None:
+            if self.is_running:
+                with self._context():
+                    callback(*args)
+
+        assert self._ui_loop is not None, "workers start after the app is mounted"
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the app is gone
+            self._ui_loop.call_soon_threadsafe(run)
 
     def _layer_read(self, index: int, size: int) -> None:
         self.query_one(LayerTable).set_size(index, size)
@@ -165,6 +193,11 @@ class DiveApp(App[None]):
 
     def on_unmount(self) -> None:
         self.cancel.set()
+
+    def _stop_signal(self, sig: int) -> None:
+        self.stopped_by = sig
+        self.cancel.set()
+        self.exit(return_code=128 + sig)
 
     def _warm(self) -> None:
         """While the user looks at the first screen, work out every layer's top-level
@@ -194,7 +227,7 @@ class DiveApp(App[None]):
         from slimage.tui.hint import hints
 
         found = hints(self.source.steps)
-        self.call_from_thread(self._hints_ready, found)
+        self._post(self._hints_ready, found)
 
     def _hints_ready(self, found: dict[int, Hint]) -> None:
         self.hints = found
