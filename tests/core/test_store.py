@@ -207,3 +207,48 @@ def test_pins_keep_an_untagged_image_and_gc_prunes_unpacked_layers(tmp_path: Pat
     assert store.gc().removed_unpacked == 1
     assert not store.has_blob(ran.manifest_digest)
     assert store.fsck().ok
+
+
+def test_a_rollback_keeps_what_another_thread_of_this_process_claimed(tmp_path: Path) -> None:
+    """Thread A writes a blob inside an ingest; thread B finds it there (`claim`) for
+    its own image; then A fails. A's rollback must leave the blob to B, as it would
+    for another process (claims were per process, so B's image lost its blob)."""
+    import threading
+
+    from slimage.store.images import all_or_nothing
+
+    store = Store(tmp_path / "store")
+    data = b"shared between two ingests\n"
+    digest = sha256_digest(data)
+    written, claimed = threading.Event(), threading.Event()
+    found: list[bool] = []
+
+    def ingest_a() -> None:
+        try:
+            with all_or_nothing(store):
+                store.put_bytes(data, digest)
+                written.set()
+                assert claimed.wait(10)
+                raise RuntimeError("A fails after B found the blob")
+        except RuntimeError:
+            pass
+
+    def ingest_b() -> None:
+        with all_or_nothing(store):
+            assert written.wait(10)
+            found.append(store.claim(digest))
+            claimed.set()
+
+    threads = [threading.Thread(target=ingest_a), threading.Thread(target=ingest_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert found == [True]
+    assert store.has_blob(digest), "A's rollback removed the blob B had claimed"
+    # With no other claim, a failed ingest still removes exactly what it wrote.
+    lone = b"only mine\n"
+    with pytest.raises(RuntimeError), all_or_nothing(store):
+        store.put_bytes(lone, sha256_digest(lone))
+        raise RuntimeError("fails alone")
+    assert not store.has_blob(sha256_digest(lone))
