@@ -52,9 +52,23 @@ def run_dive(target: Any, *, verify: bool = True, base_layers: int | None = None
     from slimage.tui.app import DiveApp
 
     app = DiveApp(pending, started=started)
-    app.run()
+    try:
+        app.run()
+    finally:
+        _stop_input_thread(app)
     if app.failure is not None:
         raise app.failure
     if app.stopped_by is not None:
         return 128 + app.stopped_by  # as the shell reports a process a signal ended
     return 0
+
+
+def _stop_input_thread(app: Any) -> None:
+    """Make sure Textual's terminal-reading thread ends. When the terminal closes while
+    the app is shutting down (SIGHUP unwinds past Textual's own stop), that thread is
+    left polling a hung-up terminal, which always reads as ready and empty: it spun at
+    full CPU and, not being a daemon thread, kept the process from exiting. The event is
+    the one Textual's Linux driver stops it with (not a public API, hence the guards)."""
+    event = getattr(getattr(app, "_driver", None), "exit_event", None)
+    if event is not None and hasattr(event, "set"):
+        event.set()
