@@ -69,10 +69,6 @@ CHUNK = 1 << 20
 _WRITER_LOCKS: dict[str, int] = {}
 # Per process, per store root: the open claim file (fd, path), flock'd exclusively.
 _CLAIMS: dict[str, tuple[int, Path]] = {}
-# Per process, per store root: digest -> the threads that claimed it. The claim file
-# guards a blob against other processes' rollbacks; this guards it against a rollback on
-# another thread of this process (a library caller ingesting from several threads).
-_THREAD_CLAIMS: dict[str, dict[str, set[int]]] = {}
 # The blobs the current ingest created (not found), so that its rollback removes those
 # and nothing else. A ContextVar so that two ingests on two threads keep separate logs.
 _CREATED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
@@ -380,14 +376,6 @@ class Store:
             entry = _CLAIMS[key] = (fd, path)
         with disk_errors("a claim record", self.root):
             os.write(entry[0], (validate(digest) + "\n").encode())
-        with _MUTEX:
-            _THREAD_CLAIMS.setdefault(key, {}).setdefault(digest, set()).add(threading.get_ident())
-
-    def _claimed_by_other_threads(self) -> set[str]:
-        me = threading.get_ident()
-        with _MUTEX:
-            claims = _THREAD_CLAIMS.get(str(self.root.resolve()), {})
-            return {digest for digest, owners in claims.items() if owners - {me}}
 
     def _claimed_by_others(self) -> set[str]:
         """Digests claimed by other live processes (caller holds the ref lock exclusively).
@@ -414,8 +402,6 @@ class Store:
         if own is not None:
             fcntl.flock(own, fcntl.LOCK_UN)
             os.close(own)
-        with _MUTEX:
-            _THREAD_CLAIMS.pop(key, None)
         claim = _CLAIMS.pop(key, None)
         if claim is not None:
             claim[1].unlink(missing_ok=True)
@@ -423,17 +409,14 @@ class Store:
 
     def rollback(self, created: list[str]) -> list[str]:
         """Remove the blobs in CREATED (those one failed ingest wrote) that nobody else
-        needs: not claimed by another live process or another thread of this one, and not
-        reachable from any image.
+        needs: not claimed by another live process and not reachable from any image.
         Under the exclusive ref lock, so no claim or `add_image` slips in between.
         Returns the digests removed."""
         if not created:
             return []
         removed: list[str] = []
         with self.lock():
-            keep = (
-                self._claimed_by_others() | self._claimed_by_other_threads() | self._reachable()[0]
-            )
+            keep = self._claimed_by_others() | self._reachable()[0]
             doomed = {d for d in created if d not in keep}
             for info_path in self.layers_dir.glob("*.json"):
                 try:
