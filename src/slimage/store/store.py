@@ -179,7 +179,10 @@ class BlobWriter:
         with disk_errors(f"blob {self.expected or '(new)'}", self._store.root):
             return self._fh.write(data)
 
-    def commit(self) -> str:
+    def verify(self) -> str:
+        """The digest of what was written, after the checks `commit` makes (size, expected
+        digest), without storing anything: a caller that also judges the content (pull's
+        streaming layer check) can report a wrong blob as wrong before a bad one as bad."""
         digest = "sha256:" + self._hash.hexdigest()
         if self.expected_size is not None and self.size != self.expected_size:
             raise DigestMismatchError(
@@ -187,6 +190,10 @@ class BlobWriter:
             )
         if self.expected and digest != self.expected:
             raise DigestMismatchError(f"blob content is {digest}, expected {self.expected}")
+        return digest
+
+    def commit(self) -> str:
+        digest = self.verify()
         with disk_errors(f"blob {digest}", self._store.root):
             self._fh.flush()
             os.fsync(self._fh.fileno())

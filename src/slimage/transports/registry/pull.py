@@ -9,7 +9,10 @@ no dangling tag.
 
 Layers are stored as the registry serves them (that is what keeps the manifest digest
 identical to the registry's); each is still decompressed once, before anything is
-tagged, for the same checks `load` makes (safe entries, diff_id) and its Docker SIZE.
+tagged, for the same checks `load` makes (safe entries, diff_id) and its Docker SIZE:
+while it downloads, from the bytes on their way to the disk (`layercheck`), so a layer is
+read once and a refused one is never committed. Layers the store already has are checked
+from the store (instantly when they were indexed before).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from slimage.transports.registry.client import (
     TransientError,
     error_from_response,
 )
+from slimage.transports.registry.layercheck import StreamingLayerCheck, record_checked_layer
 from slimage.transports.registry.manifests import fetch_manifest
 from slimage.transports.registry.names import DEFAULT_JOBS, RemoteRef
 from slimage.transports.registry.report import (
@@ -69,12 +73,27 @@ def _download(
     progress: ProgressSink,
     cancel: threading.Event,
     where: str,
-) -> None:
+    diff_id: str | None = None,
+) -> tuple[int, int, int] | None:
     """Stream one blob into the store, verified; resume with Range after a dropped
-    connection, start over if the server ignores the Range."""
+    connection, start over if the server ignores the Range.
+
+    With DIFF_ID (a layer) the same bytes also go through `StreamingLayerCheck` as they
+    arrive, and the blob is committed only if it is the blob the manifest names and then
+    passes the check; returns the check's (uncompressed size, Docker SIZE, entries)."""
     path = f"/v2/{repository}/blobs/{desc.digest}"
     failures = 0
     writer = store.writer(desc.digest, desc.size)
+    check = StreamingLayerCheck(desc, diff_id, where) if diff_id is not None else None
+
+    def start_over() -> None:
+        nonlocal writer, check
+        writer.abort()
+        writer = store.writer(desc.digest, desc.size)
+        if check is not None:
+            check.cancel()
+            check = StreamingLayerCheck(desc, check.diff_id, where)
+
     try:
         while True:
             if cancel.is_set():
@@ -86,17 +105,14 @@ def _download(
                 start = resp.header("Content-Range").removeprefix("bytes ").split("-", 1)[0]
                 if start.strip() != str(have):
                     resp.close()
-                    writer.abort()
-                    writer = store.writer(desc.digest, desc.size)
+                    start_over()
                     continue
             elif resp.status == 200:
                 if have:  # the server ignored Range: start again from byte 0
-                    writer.abort()
-                    writer = store.writer(desc.digest, desc.size)
+                    start_over()
             elif resp.status == 416 and have:
                 resp.close()
-                writer.abort()
-                writer = store.writer(desc.digest, desc.size)
+                start_over()
                 continue
             elif resp.status == 404:
                 resp.close()
@@ -114,6 +130,8 @@ def _download(
                     if not data:
                         break
                     writer.write(data)
+                    if check is not None:
+                        check.feed(data)
                     n = len(data)
                     blob.bytes_received += n
                     progress.advance(blob, n)
@@ -143,14 +161,25 @@ def _download(
                 continue
             break
         try:
+            # A blob that is not the one named is reported as such, before its content.
+            writer.verify()
+        except DigestMismatchError as exc:
+            raise _refused(where, desc, exc) from None
+        sizes = check.finish() if check is not None else None  # refused: never committed
+        try:
             writer.commit()
         except DigestMismatchError as exc:
-            raise DigestMismatchError(
-                f"{where}: refused blob {desc.digest}: {exc}; nothing was stored"
-            ) from None
+            raise _refused(where, desc, exc) from None
+        return sizes
     finally:
+        if check is not None:
+            check.cancel()
         if writer.digest is None:
             writer.abort()
+
+
+def _refused(where: str, desc: Descriptor, exc: DigestMismatchError) -> DigestMismatchError:
+    return DigestMismatchError(f"{where}: refused blob {desc.digest}: {exc}; nothing was stored")
 
 
 def _fetch_small_blob(
@@ -308,19 +337,29 @@ def _pull(
 
     diff_of = dict(zip((d.digest for d in manifest.layers), config.diff_ids, strict=True))
 
+    checked: set[tuple[str, str]] = set()
+
     def work(desc: Descriptor, blob: BlobReport) -> None:
         progress.begin(blob)
-        _download(client, store, rref.repository, desc, blob, progress, cancel, where)
+        diff_id = diff_of[desc.digest]
+        # Checked while it streams in (one pass): committed only once it passed.
+        sizes = _download(
+            client, store, rref.repository, desc, blob, progress, cancel, where, diff_id
+        )
         written.append(desc.digest)
         blob.action = DOWNLOADED
-        _check_layer(store, desc, diff_of[desc.digest], where)  # in parallel, as it lands
+        assert sizes is not None
+        record_checked_layer(store, desc, diff_id, sizes)
+        checked.add((desc.digest, diff_id))
         progress.end(blob)
 
     todo.sort(key=lambda t: -t[0].size)  # big first: the longest transfer sets the pace
     run_all(work, todo, jobs, cancel, client.transport.abort)
 
     for desc, diff_id in zip(manifest.layers, config.diff_ids, strict=True):
-        _check_layer(store, desc, diff_id, where)  # the ones already here: instant if indexed
+        if (desc.digest, diff_id) not in checked:
+            # Already in the store: instant if indexed, else the stored blob is read once.
+            _check_layer(store, desc, diff_id, where)
     store.put_bytes(raw, report.digest)
     tags = [rref.ref.name] if tag and not (rref.ref.digest and not rref.ref.tag) else []
     store.add_image(report.digest, tags=tags, added=_now())
