@@ -262,9 +262,10 @@ def probe_run(
             raise
         return RunOutcome(False, error=str(exc))
     finally:
-        if rec is not None:
-            with contextlib.suppress(Exception):
-                cs.remove(rec.id, force=True)
+        # By name when `run` never returned its record: a Ctrl-C that lands between the
+        # container's start and the assignment above left it running and mounted.
+        with contextlib.suppress(Exception):
+            cs.remove(rec.id if rec is not None else name, force=True)
 
 
 def compare(base: list[ProbeResult], got: list[ProbeResult]) -> str:
