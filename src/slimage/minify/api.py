@@ -45,11 +45,10 @@ from slimage.minify.probe import (
     ExecProbe,
     HttpProbe,
     ProbeResult,
+    build_probes,
     crawl,
     exec_result,
     exposed_ports,
-    parse_http_probe,
-    parse_probe_file,
     run_http,
     wait_for_port,
 )
@@ -462,20 +461,13 @@ def minify(
 
 
 def _probes(opts: MinifyOptions, ports: list[int]) -> list[HttpProbe | ExecProbe]:
-    http: list[HttpProbe] = []
-    for spec in opts.http_probes:
-        http += parse_http_probe(spec, ports)
-    if opts.http_probe_file:
-        http += parse_probe_file(opts.http_probe_file, ports)
-    if not http and not opts.http_probes and opts.continue_after == "probes":
-        http = [HttpProbe("GET", "/", p) for p in ports]
-    execs: list[HttpProbe | ExecProbe] = []
-    for cmd in opts.execs:
-        argv = shlex.split(cmd)
-        if not argv:
-            raise UsageError("--exec needs a command")
-        execs.append(ExecProbe(tuple(argv)))
-    return [*http, *execs]
+    return build_probes(
+        ports,
+        opts.http_probes,
+        opts.execs,
+        probe_file=opts.http_probe_file,
+        default_get=opts.continue_after == "probes",
+    )
 
 
 def _minify(

@@ -96,6 +96,33 @@ def parse_probe_file(path: str, ports: list[int]) -> list[HttpProbe]:
     return out
 
 
+def build_probes(
+    ports: list[int],
+    http_probes: list[str],
+    execs: list[str],
+    *,
+    probe_file: str | None = None,
+    default_get: bool = True,
+) -> list[HttpProbe | ExecProbe]:
+    """The probes `--http-probe`, `--http-probe-file` and `--exec` name, HTTP first; with
+    no HTTP probe named and DEFAULT_GET, a GET of / on each of PORTS (minify and optimize
+    probe an app the same way)."""
+    http: list[HttpProbe] = []
+    for spec in http_probes:
+        http += parse_http_probe(spec, ports)
+    if probe_file:
+        http += parse_probe_file(probe_file, ports)
+    if not http and not http_probes and default_get:
+        http = [HttpProbe("GET", "/", p) for p in ports]
+    found: list[HttpProbe | ExecProbe] = [*http]
+    for cmd in execs:
+        argv = shlex.split(cmd)
+        if not argv:
+            raise UsageError("--exec needs a command")
+        found.append(ExecProbe(tuple(argv)))
+    return found
+
+
 def exposed_ports(config: dict) -> list[int]:
     """The image's EXPOSEd TCP ports, in order."""
     ports = []

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import shlex
 import shutil
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from slimage.errors import BuildError, NotFoundError, SlimageError, UsageError
 from slimage.image import Image
-from slimage.minify.probe import ExecProbe, HttpProbe, ProbeResult, exposed_ports, parse_http_probe
+from slimage.minify.probe import ExecProbe, HttpProbe, ProbeResult, build_probes, exposed_ports
 from slimage.optimize import advise, variants
 from slimage.optimize.appfiles import AppFiles, app_from, find_app_files, find_program, shebang
 from slimage.optimize.measure import (
@@ -122,18 +121,7 @@ def tag_name(context: str | None, image: str | None) -> str:
 
 def _probes(opts: OptimizeOptions, config: dict) -> list[HttpProbe | ExecProbe]:
     ports = list(dict.fromkeys(exposed_ports(config) + list(opts.ports)))
-    http: list[HttpProbe] = []
-    for spec in opts.http_probes:
-        http += parse_http_probe(spec, ports)
-    if not opts.http_probes:
-        http = [HttpProbe("GET", "/", p) for p in ports]
-    execs: list[HttpProbe | ExecProbe] = []
-    for cmd in opts.execs:
-        argv = shlex.split(cmd)
-        if not argv:
-            raise UsageError("--exec needs a command")
-        execs.append(ExecProbe(tuple(argv)))
-    return [*http, *execs]
+    return build_probes(ports, opts.http_probes, opts.execs)
 
 
 def _failed_step(progress: str, df_path: str, text: str) -> str:
