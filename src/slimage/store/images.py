@@ -203,6 +203,15 @@ def index_stored_layer(store: Store, desc: Descriptor, diff_id: str) -> tuple[La
         raise DigestMismatchError(f"{name} uncompresses to {got}, the config says {diff_id}")
     if known is not None:
         return known, False  # same tar, stored under another compression: keep the first
+    return record_layer(store, desc, diff_id, (usize, dsize, entries)), True
+
+
+def record_layer(
+    store: Store, desc: Descriptor, diff_id: str, sizes: tuple[int, int, int]
+) -> LayerInfo:
+    """Record the stored blob DESC as DIFF_ID's layer, with what reading it found
+    (uncompressed bytes, Docker SIZE, entries), so that listings never scan it again."""
+    usize, dsize, entries = sizes
     info = LayerInfo(
         diff_id=diff_id,
         blob=desc.digest,
@@ -213,7 +222,7 @@ def index_stored_layer(store: Store, desc: Descriptor, diff_id: str) -> tuple[La
         entries=entries,
     )
     store.put_layer_info(info)
-    return info, True
+    return info
 
 
 def ingest(

@@ -27,8 +27,8 @@ import threading
 from slimage.errors import DigestMismatchError, InvalidImageError
 from slimage.layers.compression import open_decompressed
 from slimage.oci.model import Descriptor
-from slimage.store.images import _scan_uncompressed  # the very scan `load` runs
-from slimage.store.store import CHUNK, LayerInfo, Store
+from slimage.store.images import _scan_uncompressed, record_layer  # `load`'s own scan
+from slimage.store.store import CHUNK, Store
 from slimage.streams import ReadOnlyStream
 
 # How far a stage may run ahead of the next. Past it the writer waits (for the download,
@@ -219,17 +219,5 @@ def record_checked_layer(
 ) -> None:
     """Record what the streaming check learned, as `index_stored_layer` would have: the
     first blob stored for a diff_id stays its record."""
-    if store.layer_info(diff_id) is not None:
-        return
-    usize, dsize, entries = sizes
-    store.put_layer_info(
-        LayerInfo(
-            diff_id=diff_id,
-            blob=desc.digest,
-            media_type=desc.media_type,
-            blob_size=desc.size,
-            size=dsize,
-            uncompressed_size=usize,
-            entries=entries,
-        )
-    )
+    if store.layer_info(diff_id) is None:
+        record_layer(store, desc, diff_id, sizes)
